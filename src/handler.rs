@@ -295,33 +295,49 @@ fn call_s3(
 }
 
 fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, preconditions: &Preconditions) -> (Head, Body) {
-    let operation = if exchange.is_head() {
+    let mut operation = if exchange.is_head() {
         Operation::HeadObject
     } else {
         Operation::GetObject
     };
     let mut s3_headers = preconditions.s3_headers();
+    let mut validators_fetched = false;
+    let mut if_range_checked = false;
 
-    // At most two calls: the second only when S3 sent a partial answer that
-    // If-Range says must be the whole object.
-    for attempt in 0..2 {
+    // Usually one call. A second one follows only when S3 answered 304
+    // without validators, or sent a partial answer that If-Range rules out;
+    // a third when the object changed in between. Each case can happen once.
+    for _ in 0..3 {
         let mut response = match call_s3(context, exchange, operation, key, &s3_headers) {
             Ok(response) => response,
             Err(error) => return transport_failure(context, exchange, operation, &error),
         };
 
         let status = response.status;
+        let etag = response.header("etag").and_then(normalize_etag);
+        let last_modified = response
+            .header("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+
+        if status == 304 && (etag.is_none() || last_modified.is_none()) && !validators_fetched {
+            // Ceph RGW 16 answers 304 without ETag and Last-Modified, which
+            // the client's cache needs. An unconditional HeadObject supplies
+            // them, and the conditions are then evaluated here.
+            context
+                .metrics
+                .s3_call(operation.as_str(), "not_modified", response.duration, response.retried);
+            validators_fetched = true;
+            operation = Operation::HeadObject;
+            s3_headers.clear();
+            exchange.note("s3_validators", "fetched");
+            continue;
+        }
         if status != 200 && status != 206 {
             return map_s3_status(context, exchange, operation, key, &mut response);
         }
         context
             .metrics
             .s3_call(operation.as_str(), "ok", response.duration, response.retried);
-
-        let etag = response.header("etag").and_then(normalize_etag);
-        let last_modified = response
-            .header("last-modified")
-            .and_then(|v| httpdate::parse_http_date(v).ok());
 
         match preconditions.evaluate(etag.as_deref(), last_modified) {
             Outcome::NotModified => {
@@ -335,8 +351,15 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             Outcome::Proceed => {}
         }
 
-        if status == 206 && attempt == 0 && !preconditions.if_range_allows_partial(etag.as_deref(), last_modified) {
+        if validators_fetched && !exchange.is_head() && operation == Operation::HeadObject {
+            // The object changed after S3's 304: fetch it without conditions.
+            operation = Operation::GetObject;
+            s3_headers = preconditions.range().map(range_header).into_iter().collect();
+            continue;
+        }
+        if status == 206 && !if_range_checked && !preconditions.if_range_allows_partial(etag.as_deref(), last_modified) {
             // The object changed since the client's partial copy: send it whole.
+            if_range_checked = true;
             exchange.note("if_range", "mismatch");
             s3_headers.retain(|(name, _)| name != http::header::RANGE);
             continue;
@@ -346,7 +369,17 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
         }
         return object_response(context, exchange, key, preconditions, response, etag, last_modified);
     }
-    unreachable!("the loop returns on its second pass")
+    log::event(
+        Level::Error,
+        "object kept changing between S3 calls",
+        crate::fields! {"request_id" => exchange.request_id},
+    );
+    plain(503, "Service Unavailable")
+}
+
+fn range_header(range: &str) -> (http::HeaderName, http::HeaderValue) {
+    let value = http::HeaderValue::from_str(range).unwrap_or_else(|_| http::HeaderValue::from_static("bytes=0-"));
+    (http::header::RANGE, value)
 }
 
 fn not_modified(context: &Context, etag: Option<String>, last_modified: Option<SystemTime>) -> (Head, Body) {

@@ -25,7 +25,8 @@ use crate::key::encode_key;
 pub enum Operation {
     GetObject,
     HeadObject,
-    /// The readiness probe: a HeadObject of a key that need not exist.
+    /// The readiness probe: a one-byte GetObject of a key that need not
+    /// exist. A GET, because only a GET's error answer names the error code.
     Probe,
 }
 
@@ -40,8 +41,8 @@ impl Operation {
 
     fn method(self) -> Method {
         match self {
-            Operation::GetObject => Method::GET,
-            Operation::HeadObject | Operation::Probe => Method::HEAD,
+            Operation::GetObject | Operation::Probe => Method::GET,
+            Operation::HeadObject => Method::HEAD,
         }
     }
 }
