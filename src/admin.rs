@@ -123,15 +123,16 @@ pub fn run_probe_loop(
                 if unready {
                     readiness.ready.store(false, Ordering::Relaxed);
                 }
-                log::event(
-                    if was_ready && unready {
-                        Level::Error
-                    } else {
-                        Level::Warn
-                    },
-                    "S3 readiness probe failed",
-                    crate::fields! {"error" => error, "failures_in_a_row" => failures, "ready" => !unready && was_ready},
-                );
+                // The first failures are logged, then every 30th, so a long
+                // outage does not fill the log.
+                if failures <= FAILURES_BEFORE_UNREADY || failures % 30 == 0 {
+                    let level = if was_ready && unready { Level::Error } else { Level::Warn };
+                    log::event(
+                        level,
+                        "S3 readiness probe failed",
+                        crate::fields! {"error" => error, "failures_in_a_row" => failures, "ready" => !unready},
+                    );
+                }
                 *readiness.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
             }
         }
