@@ -97,8 +97,9 @@ pub struct Sent {
 }
 
 /// Writes the head and, unless `head_only`, exactly `content_length` bytes of
-/// `body`. If the body ends early or fails, the client connection is shut
-/// down, because the promised length can no longer be met.
+/// `body` (or all of it when there is no length). If the body ends early or
+/// fails, the client connection is shut down, because the promised length
+/// can no longer be met; without a length, the shutdown ends the body.
 pub fn send(request: tiny_http::Request, head: &Head, body: &mut dyn Read, head_only: bool, abort: &dyn Fn()) -> Sent {
     let mut sent = Sent::default();
     let mut writer = request.into_writer();
@@ -107,16 +108,24 @@ pub fn send(request: tiny_http::Request, head: &Head, body: &mut dyn Read, head_
         return sent;
     }
 
-    let expected = if head_only || head.status == 304 || head.status == 204 {
-        0
+    // `None`: no length was promised, so the body runs until the source
+    // ends and closing the connection marks its end.
+    let limit = if head_only || head.status == 304 || head.status == 204 {
+        Some(0)
     } else {
-        head.content_length.unwrap_or(0)
+        head.content_length
     };
     let mut buffer = vec![0u8; 64 * 1024];
-    while sent.body_bytes < expected {
-        let want = (expected - sent.body_bytes).min(buffer.len() as u64) as usize;
+    loop {
+        let want = match limit {
+            Some(limit) if sent.body_bytes >= limit => break,
+            Some(limit) => (limit - sent.body_bytes).min(buffer.len() as u64) as usize,
+            None => buffer.len(),
+        };
         let read = match body.read(&mut buffer[..want]) {
+            Ok(0) if limit.is_none() => break,
             Ok(0) => {
+                let expected = limit.unwrap_or_default();
                 sent.source_error = Some(format!("body ended after {} of {expected} bytes", sent.body_bytes));
                 break;
             }
@@ -139,7 +148,8 @@ pub fn send(request: tiny_http::Request, head: &Head, body: &mut dyn Read, head_
     {
         sent.client_error = Some(e.to_string());
     }
-    if sent.source_error.is_some() || sent.client_error.is_some() {
+    if sent.source_error.is_some() || sent.client_error.is_some() || limit.is_none() {
+        drop(writer);
         abort();
     }
     sent
