@@ -186,12 +186,14 @@ impl Preconditions {
 
         match &self.if_match {
             Some(Some(TagList::Any)) => push(http::header::IF_MATCH, "*".into()),
+            // Only a single tag is sent: some servers (s3s) reject a list
+            // with 400. A weak tag never passes If-Match. Whatever is not
+            // sent is decided by the proxy once the object's ETag is known.
             Some(Some(TagList::Tags(tags))) => {
-                // Weak tags never pass If-Match; a list of only weak tags is
-                // decided by the proxy once the object's ETag is known.
-                let strong: Vec<String> = tags.iter().filter(|t| !t.weak).map(|t| t.opaque.clone()).collect();
-                if !strong.is_empty() {
-                    push(http::header::IF_MATCH, strong.join(", "));
+                if let [tag] = tags.as_slice()
+                    && !tag.weak
+                {
+                    push(http::header::IF_MATCH, tag.opaque.clone());
                 }
             }
             Some(None) => {}
@@ -204,10 +206,12 @@ impl Preconditions {
 
         match &self.if_none_match {
             Some(Some(TagList::Any)) => push(http::header::IF_NONE_MATCH, "*".into()),
+            // If-None-Match compares weakly, so W/ can be dropped. A list
+            // is evaluated by the proxy, as for If-Match.
             Some(Some(TagList::Tags(tags))) => {
-                // If-None-Match compares weakly, so W/ can be dropped.
-                let opaque: Vec<String> = tags.iter().map(|t| t.opaque.clone()).collect();
-                push(http::header::IF_NONE_MATCH, opaque.join(", "));
+                if let [tag] = tags.as_slice() {
+                    push(http::header::IF_NONE_MATCH, tag.opaque.clone());
+                }
             }
             Some(None) => {}
             None => {
@@ -405,9 +409,11 @@ mod tests {
     fn s3_headers_follow_precedence() {
         let later = httpdate::fmt_http_date(modified());
         let names = |p: &Preconditions| -> Vec<String> { p.s3_headers().iter().map(|(n, _)| n.to_string()).collect() };
-        let both = preconditions(&[("if-none-match", "W/\"a\", \"b\""), ("if-modified-since", &later)]);
+        let both = preconditions(&[("if-none-match", "W/\"a\""), ("if-modified-since", &later)]);
         assert_eq!(names(&both), vec!["if-none-match"]);
-        assert_eq!(both.s3_headers()[0].1, "\"a\", \"b\"");
+        assert_eq!(both.s3_headers()[0].1, "\"a\"");
+        let list = preconditions(&[("if-none-match", "\"a\", \"b\""), ("if-match", "\"a\", \"b\"")]);
+        assert!(names(&list).is_empty());
         let only_weak = preconditions(&[("if-match", "W/\"a\""), ("if-unmodified-since", &later)]);
         assert!(names(&only_weak).is_empty());
         let dates = preconditions(&[("if-modified-since", &later), ("if-unmodified-since", &later)]);
