@@ -3,8 +3,8 @@
 
 Schema validation (kubernetes-validate) cannot see whether objects agree with
 each other or with the binary, so these checks do. Selectors must match the
-pod labels. Services, probes, the Ingress and the NetworkPolicy must name
-ports that exist. Every environment variable must be one the binary reads,
+pod labels. Services, probes, the Ingress, the NetworkPolicy and a
+ServiceMonitor must name ports that exist. Every environment variable must be one the binary reads,
 the listen addresses must bind the declared container ports, and the
 termination grace period must cover the shutdown delay plus the drain time.
 
@@ -136,6 +136,8 @@ class Checker:
             self.check_ingress(ingress)
         for route in self.of_kind("IngressRoute"):
             self.check_ingress_route(route)
+        for monitor in self.of_kind("ServiceMonitor"):
+            self.check_service_monitor(monitor)
         for path, names in self.env_files.items():
             self.check_env_file(path, names)
         return self.failures
@@ -439,7 +441,7 @@ class Checker:
         return None, None
 
     def admin_container_ports(self, service):
-        """Container ports (names and numbers) of the admin listener behind a Service."""
+        """Return the names and numbers of the admin listener's container ports behind a Service."""
         refs = set()
         selector = (service.doc.get("spec") or {}).get("selector") or {}
         for deployment in self.deployments_selected_by({"matchLabels": selector}):
@@ -498,6 +500,40 @@ class Checker:
         for route in (manifest.doc.get("spec") or {}).get("routes") or []:
             for service in route.get("services") or []:
                 self.check_backend(manifest, service.get("name"), service.get("port"))
+
+    # Scraping
+
+    def check_service_monitor(self, manifest):
+        """Check that a ServiceMonitor selects a Service and scrapes the admin listener through it."""
+        spec = manifest.doc.get("spec") or {}
+        selector = spec.get("selector") or {}
+        services = [
+            service
+            for service in self.of_kind("Service")
+            if selector_matches(selector, (service.doc.get("metadata") or {}).get("labels") or {})
+        ]
+        if not services:
+            self.fail("servicemonitor", manifest.where(), f"spec.selector {selector} matches no Service's labels")
+            return
+        for endpoint in spec.get("endpoints") or []:
+            port_ref = endpoint.get("port", endpoint.get("targetPort"))
+            for service in services:
+                _, port = self.service_port(service.name, port_ref)
+                if port is None:
+                    self.fail(
+                        "servicemonitor",
+                        manifest.where(),
+                        f"endpoint port {port_ref!r} is not a port of Service/{service.name}",
+                    )
+                    continue
+                target = port.get("targetPort", port.get("port"))
+                if target not in self.admin_container_ports(service):
+                    self.fail(
+                        "servicemonitor",
+                        manifest.where(),
+                        f"endpoint port {port_ref!r} of Service/{service.name} does not reach the "
+                        "admin listener, which serves /metrics",
+                    )
 
     # Env files for the Secret
 
@@ -596,7 +632,8 @@ def load(k8s_dir):
     for path in sorted(k8s_dir.rglob("*")):
         if path.suffix in (".yaml", ".yml"):
             for doc in yaml.safe_load_all(path.read_text()):
-                if isinstance(doc, dict):
+                # Other YAML, such as promtool rule tests, has no apiVersion and kind.
+                if isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc:
                     manifests.append(Manifest(path.relative_to(k8s_dir.parent), doc))
         elif path.name.endswith(".env.example"):
             env_files[path.relative_to(k8s_dir.parent)] = read_env_file(path)
@@ -750,6 +787,18 @@ MUTATIONS = {
         "ingress-hosts",
         lambda docs: first(docs, "Ingress")["spec"]["rules"][0].update({"host": "images.example.org"}),
     ),
+    "servicemonitor selector": (
+        "monitoring/servicemonitor.yaml",
+        "servicemonitor",
+        lambda docs: first(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"].update(
+            {"app.kubernetes.io/component": "other"}
+        ),
+    ),
+    "servicemonitor port": (
+        "monitoring/servicemonitor.yaml",
+        "servicemonitor",
+        lambda docs: first(docs, "ServiceMonitor")["spec"]["endpoints"][0].update({"port": "http"}),
+    ),
     "missing label": (
         "pdb.yaml",
         "labels",
@@ -786,6 +835,9 @@ def self_test(k8s_dir, config_rs):
     cases = [(name, file, check, mutate) for name, (file, check, mutate) in MUTATIONS.items()]
     cases.append(("env file variable", None, "env-file", None))
     for name, file, check, mutate in cases:
+        if file is not None and not (k8s_dir / file).exists():
+            print(f"self-test skipped: {name}: {file} does not exist")
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             copy_dir = pathlib.Path(tmp) / "k8s"
             shutil.copytree(k8s_dir, copy_dir)
