@@ -708,6 +708,39 @@ fn large_object_byte_for_byte() {
 
 #[test]
 #[ignore = "needs Ceph RGW: run scripts/test-ceph"]
+fn idle_connection_closed_by_rgw() {
+    // The proxy keeps idle S3 connections for up to 4 seconds, so RGW must
+    // close them sooner for a pooled connection to go stale.
+    let bucket = RgwBucket::create("idle");
+    let Some(timeout_ms) = bucket.settings().request_timeout_ms.filter(|ms| *ms <= 2500) else {
+        eprintln!(
+            "SKIPPED: S3_PROXY_CEPH_REQUEST_TIMEOUT_MS is unset or above 2500, so RGW does not close \
+             idle connections before the proxy drops them itself"
+        );
+        return;
+    };
+    let bytes = png(4, 4);
+    bucket.put_typed(keys::PNG, &bytes, "image/png");
+    // A long probe interval keeps the readiness probe off the pooled
+    // connections during the test.
+    let proxy = ProxyProcess::spawn_for(&bucket, &[("PROXY_READY_INTERVAL", "10m")]);
+
+    let first = get(proxy.addr(), &target(keys::PNG), &[("X-Request-Id", "idle-first")]);
+    assert_eq!(first.status, 200);
+    std::thread::sleep(Duration::from_millis(timeout_ms + 1500));
+
+    let second = get(proxy.addr(), &target(keys::PNG), &[("X-Request-Id", "idle-second")]);
+    assert_eq!(second.status, 200, "{}", second.body_text());
+    assert_eq!(second.body, bytes);
+    // ureq 3.5 reads a pooled connection without blocking before reusing it
+    // and drops it when RGW has closed it, so this request needs no retry.
+    // A close that races with the request would be retried by the proxy.
+    let access = access_line(&proxy, "idle-second");
+    assert_eq!(access["s3_status"], 200, "{access}");
+}
+
+#[test]
+#[ignore = "needs Ceph RGW: run scripts/test-ceph"]
 fn missing_key_for_owner_is_404() {
     let bucket = RgwBucket::create("missing");
     bucket.put_typed(keys::PNG, &png(2, 2), "image/png");

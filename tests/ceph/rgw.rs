@@ -18,13 +18,17 @@ pub struct RgwSettings {
     /// Keys of a second RGW user that owns nothing, when the environment has
     /// them.
     pub reader: Option<(String, String)>,
+    /// radosgw's `request_timeout_ms`, after which it closes an idle
+    /// keep-alive connection, when the environment sets it.
+    pub request_timeout_ms: Option<u64>,
 }
 
 impl RgwSettings {
     /// Reads `S3_PROXY_CEPH_ENDPOINT`, `S3_PROXY_CEPH_ACCESS_KEY` and
     /// `S3_PROXY_CEPH_SECRET_KEY` (required), `S3_PROXY_CEPH_REGION`
     /// (default `default`) and the optional reader keys
-    /// `S3_PROXY_CEPH_READER_ACCESS_KEY` and `S3_PROXY_CEPH_READER_SECRET_KEY`.
+    /// `S3_PROXY_CEPH_READER_ACCESS_KEY` and `S3_PROXY_CEPH_READER_SECRET_KEY`
+    /// and `S3_PROXY_CEPH_REQUEST_TIMEOUT_MS`.
     /// Panics with instructions when a required variable is missing.
     pub fn from_env() -> RgwSettings {
         let required = |name: &str| {
@@ -46,6 +50,11 @@ impl RgwSettings {
             access_key: required("S3_PROXY_CEPH_ACCESS_KEY"),
             secret_key: required("S3_PROXY_CEPH_SECRET_KEY"),
             reader,
+            request_timeout_ms: optional("S3_PROXY_CEPH_REQUEST_TIMEOUT_MS").map(|value| {
+                value.parse().unwrap_or_else(|_| {
+                    panic!("invalid S3_PROXY_CEPH_REQUEST_TIMEOUT_MS {value:?}: expected milliseconds")
+                })
+            }),
         }
     }
 }
