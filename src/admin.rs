@@ -126,7 +126,11 @@ pub fn run_probe_loop(
                 // The first failures are logged, then every 30th, so a long
                 // outage does not fill the log.
                 if failures <= FAILURES_BEFORE_UNREADY || failures % 30 == 0 {
-                    let level = if was_ready && unready { Level::Error } else { Level::Warn };
+                    let level = if was_ready && unready {
+                        Level::Error
+                    } else {
+                        Level::Warn
+                    };
                     log::event(
                         level,
                         "S3 readiness probe failed",

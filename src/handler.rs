@@ -357,7 +357,8 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             s3_headers = preconditions.range().map(range_header).into_iter().collect();
             continue;
         }
-        if status == 206 && !if_range_checked && !preconditions.if_range_allows_partial(etag.as_deref(), last_modified) {
+        if status == 206 && !if_range_checked && !preconditions.if_range_allows_partial(etag.as_deref(), last_modified)
+        {
             // The object changed since the client's partial copy: send it whole.
             if_range_checked = true;
             exchange.note("if_range", "mismatch");
@@ -628,12 +629,36 @@ fn valid_retry_after(value: &str) -> bool {
 /// carry. Returns `None` if that call fails too or succeeds.
 fn diagnose_denied_head(context: &Context, key: &str) -> Option<String> {
     let range = (http::header::RANGE, http::HeaderValue::from_static("bytes=0-0"));
-    let mut response = context.s3.call(Operation::GetObject, key, &[range]).ok()?;
-    if response.status == 403 || response.status == 404 {
+    let mut response = match context.s3.call(Operation::GetObject, key, &[range]) {
+        Ok(response) => response,
+        Err(error) => {
+            context.metrics.s3_call(
+                Operation::GetObject.as_str(),
+                error.kind.as_str(),
+                error.duration,
+                error.retried,
+            );
+            return None;
+        }
+    };
+    let code = if response.status == 403 || response.status == 404 {
         response.take_error_code()
     } else {
         None
-    }
+    };
+    let outcome = match (response.status, code.as_deref()) {
+        (200 | 206, _) => "ok",
+        (404, _) => "not_found",
+        (403, Some("AccessDenied") | None) => "denied",
+        _ => "client_error",
+    };
+    context.metrics.s3_call(
+        Operation::GetObject.as_str(),
+        outcome,
+        response.duration,
+        response.retried,
+    );
+    code
 }
 
 fn transport_failure(

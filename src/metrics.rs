@@ -72,6 +72,11 @@ impl Metrics {
             ready: Gauge::default(),
         };
         metrics.workers.set(workers as i64);
+        // Series that stay at zero in a healthy proxy are created up front,
+        // so dashboards and alerts see 0 rather than no data.
+        for operation in ["GetObject", "HeadObject", "Probe"] {
+            let _ = metrics.s3_retries.get_or_create(&[("operation", operation)]);
+        }
 
         let own = registry.sub_registry_with_prefix("s3proxy");
         own.register(

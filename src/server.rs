@@ -43,6 +43,7 @@ pub struct Running {
     stopping: Arc<AtomicBool>,
     admin_stop: Arc<AtomicBool>,
     readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
     workers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     events: Receiver<Event>,
@@ -142,6 +143,7 @@ pub fn start(config: Config) -> io::Result<Running> {
         stopping,
         admin_stop,
         readiness,
+        metrics,
         workers,
         background,
         events,
@@ -244,6 +246,7 @@ impl Running {
 
     fn stop(mut self, skip_delay: bool) -> bool {
         self.readiness.set_draining();
+        self.metrics.set_ready(false);
         if !skip_delay && !self.config.shutdown_delay.is_zero() {
             log::event(
                 Level::Info,
