@@ -7,7 +7,7 @@
 //! against it and talks to the proxy over HTTP.
 //!
 //! Where RGW (checked with Ceph 16.2) responds differently from AWS S3, a
-//! comment at the request concerned says how.
+//! comment at the request concerned describes the difference.
 
 mod common;
 #[path = "ceph/rgw.rs"]
@@ -141,10 +141,10 @@ fn log_lines_for(process: &ProxyProcess, request_id: &str) -> Vec<serde_json::Va
 
 /// Waits until the access-log line of `request_id` appears and returns it.
 fn access_line(process: &ProxyProcess, request_id: &str) -> serde_json::Value {
-    let wanted = format!("\"request_id\":\"{request_id}\"");
+    let id_field = format!("\"request_id\":\"{request_id}\"");
     let line = process
         .wait_for_log(Duration::from_secs(5), |line| {
-            line.contains("\"msg\":\"request\"") && line.contains(&wanted)
+            line.contains("\"msg\":\"request\"") && line.contains(&id_field)
         })
         .unwrap_or_else(|| panic!("no access log line for request {request_id}"));
     serde_json::from_str(&line).expect("access log line is JSON")
