@@ -27,7 +27,7 @@ pub struct Context {
     pub s3: S3Client,
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
-    /// Set once shutdown begins: answers then carry `Connection: close`.
+    /// Set once shutdown begins: responses then carry `Connection: close`.
     pub draining: Arc<AtomicBool>,
     pub local_port: u16,
 }
@@ -82,10 +82,11 @@ impl Read for Body {
     }
 }
 
-/// Handles one request to completion. Never panics on client input.
+/// Handles one request to completion. Every failure becomes a response
+/// and a log line, never a panic.
 pub fn handle(context: &Context, request: tiny_http::Request) {
     context.metrics.request_started();
-    let mut exchange = read_exchange(context, &request);
+    let mut exchange = read_exchange(&request);
 
     let (mut head, mut body) = route(context, &mut exchange);
     head.header("X-Request-Id", exchange.request_id.clone());
@@ -125,7 +126,7 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
     write_access_log(exchange, head.status, sent.body_bytes, duration);
 }
 
-fn read_exchange(context: &Context, request: &tiny_http::Request) -> Exchange {
+fn read_exchange(request: &tiny_http::Request) -> Exchange {
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -144,7 +145,6 @@ fn read_exchange(context: &Context, request: &tiny_http::Request) -> Exchange {
     let connection = find("connection").unwrap_or_default().to_ascii_lowercase();
     let http10 = *request.http_version() == tiny_http::HTTPVersion(1, 0);
     let close = connection.contains("close") || (http10 && !connection.contains("keep-alive"));
-    let _ = context;
 
     Exchange {
         started: Instant::now(),
@@ -304,13 +304,13 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
     let mut validators_fetched = false;
     let mut if_range_checked = false;
 
-    // Usually one call. A second one follows only when S3 answered 304
-    // without validators, or sent a partial answer that If-Range rules out;
-    // a third when the object changed in between. Each case can happen once.
+    // Usually one call. A second one follows only when S3 returned 304
+    // without validators, or a partial response that If-Range rules out,
+    // and a third when the object changed in between. Each happens once.
     for _ in 0..3 {
         let mut response = match call_s3(context, exchange, operation, key, &s3_headers) {
             Ok(response) => response,
-            Err(error) => return transport_failure(context, exchange, operation, &error),
+            Err(error) => return transport_failure(exchange, operation, &error),
         };
 
         let status = response.status;
@@ -320,7 +320,7 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             .and_then(|v| httpdate::parse_http_date(v).ok());
 
         if status == 304 && (etag.is_none() || last_modified.is_none()) && !validators_fetched {
-            // Ceph RGW 16 answers 304 without ETag and Last-Modified, which
+            // Ceph RGW 16 returns 304 without ETag and Last-Modified, which
             // the client's cache needs. An unconditional HeadObject supplies
             // them, and the conditions are then evaluated here.
             context
@@ -396,7 +396,7 @@ fn not_modified(context: &Context, etag: Option<String>, last_modified: Option<S
     (head, Body::Bytes(std::io::Cursor::new(Vec::new())))
 }
 
-/// Builds the 200 or 206 answer from S3's headers and streams S3's body.
+/// Builds the 200 or 206 response from S3's headers and streams S3's body.
 fn object_response(
     context: &Context,
     exchange: &mut Exchange,
@@ -412,8 +412,8 @@ fn object_response(
         .and_then(|v| v.trim().parse::<u64>().ok());
     let mut content_range = response.header("content-range").map(str::to_string);
 
-    // A server that answers a satisfiable whole-object range with 200 still
-    // owes the client a 206 with Content-Range.
+    // When S3 returns 200 for a satisfiable range that covers the whole
+    // object, the client is still owed a 206 with Content-Range.
     if status == 200
         && !exchange.is_head()
         && let (Some(range), Some(total)) = (preconditions.range(), length)
@@ -517,7 +517,7 @@ const SETUP_ERRORS: &[&str] = &[
     "PermanentRedirect",
 ];
 
-/// Maps an S3 answer other than 200 and 206 to the client's answer.
+/// Maps an S3 status other than 200 and 206 to the client's response.
 fn map_s3_status(
     context: &Context,
     exchange: &mut Exchange,
@@ -528,8 +528,8 @@ fn map_s3_status(
     let status = response.status;
     let mut code = response.take_error_code();
     if operation == Operation::HeadObject && status == 403 && code.is_none() {
-        // HEAD answers carry no error document. A signed ranged GET of one
-        // byte tells a missing key (AccessDenied) from a setup problem.
+        // HEAD responses carry no error document. A signed GET of one byte
+        // distinguishes a missing key (AccessDenied) from a setup problem.
         code = diagnose_denied_head(context, key);
         exchange.note("s3_head_diagnosis", code.clone().unwrap_or_else(|| "unknown".into()));
     }
@@ -577,7 +577,7 @@ fn map_s3_status(
         _ => {}
     }
 
-    let (mut head, body) = answer.expect("every other status has an answer");
+    let (mut head, body) = answer.expect("every status not returned above has a response");
     match head.status {
         404 => {
             set_header(&mut head, "Cache-Control", &context.config.cache_control_not_found);
@@ -661,12 +661,7 @@ fn diagnose_denied_head(context: &Context, key: &str) -> Option<String> {
     code
 }
 
-fn transport_failure(
-    _context: &Context,
-    exchange: &mut Exchange,
-    operation: Operation,
-    error: &CallError,
-) -> (Head, Body) {
+fn transport_failure(exchange: &mut Exchange, operation: Operation, error: &CallError) -> (Head, Body) {
     log::event(
         Level::Error,
         "S3 call failed",
