@@ -125,7 +125,7 @@ pub fn run_probe_loop(
                 }
                 // The first failures are logged, then every 30th, so a long
                 // outage does not fill the log.
-                if failures <= FAILURES_BEFORE_UNREADY || failures % 30 == 0 {
+                if failures <= FAILURES_BEFORE_UNREADY || failures.is_multiple_of(30) {
                     let level = if was_ready && unready {
                         Level::Error
                     } else {
