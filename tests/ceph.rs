@@ -1,4 +1,4 @@
-//! The proxy against a real Ceph RADOS Gateway, the S3 server most users run.
+//! The proxy against a real Ceph RADOS Gateway, the S3 server of production.
 //!
 //! Every test is ignored in a plain `cargo test`, because it needs RGW:
 //! `scripts/test-ceph` starts a throw-away cluster with `scripts/ceph-local`,
