@@ -10,4 +10,5 @@ mod common;
 
 mod support;
 
+mod headers;
 mod objects;
