@@ -10,5 +10,6 @@ mod common;
 
 mod support;
 
+mod conditional;
 mod headers;
 mod objects;
