@@ -13,3 +13,4 @@ mod support;
 mod conditional;
 mod headers;
 mod objects;
+mod ranges;
