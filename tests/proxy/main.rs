@@ -13,4 +13,5 @@ mod support;
 mod conditional;
 mod headers;
 mod objects;
+mod paths;
 mod ranges;
