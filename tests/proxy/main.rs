@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod conditional;
+mod errors;
 mod headers;
 mod objects;
 mod paths;
