@@ -13,6 +13,7 @@ mod support;
 mod conditional;
 mod errors;
 mod headers;
+mod lifecycle;
 mod logs;
 mod objects;
 mod paths;
