@@ -15,6 +15,7 @@ mod errors;
 mod headers;
 mod lifecycle;
 mod logs;
+mod metrics;
 mod objects;
 mod paths;
 mod ranges;
