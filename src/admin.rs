@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::response::{self, Head};
-use crate::s3::{Operation, S3Client};
+use crate::s3::{self, Operation, S3Client};
 
 /// Key read by the readiness probe. It need not exist: a 404, or the 403
 /// that S3 sends for a missing key without ListBucket, proves that S3 is
@@ -68,17 +68,15 @@ pub fn probe(s3: &S3Client, metrics: &Metrics) -> ProbeResult {
             } else {
                 None
             };
-            let (outcome, result) = match (status, code.as_deref()) {
-                (200 | 206 | 416, _) => ("ok", ProbeResult::Ok),
-                (404, Some("NoSuchBucket")) => ("client_error", ProbeResult::Failed("S3 answered NoSuchBucket".into())),
-                (404, _) => ("not_found", ProbeResult::Ok),
-                (403, Some("AccessDenied") | None) => ("denied", ProbeResult::Ok),
-                (403, Some(code)) => ("client_error", ProbeResult::Failed(format!("S3 answered 403 {code}"))),
-                (429 | 503, _) => ("throttled", ProbeResult::Failed(format!("S3 answered {status}"))),
-                (500..=599, _) => ("server_error", ProbeResult::Failed(format!("S3 answered {status}"))),
-                (_, code) => (
-                    "client_error",
-                    ProbeResult::Failed(format!("S3 answered {status} {}", code.unwrap_or(""))),
+            let outcome = s3::outcome(status, code.as_deref());
+            // A missing probe key (404) or a denied one (403 AccessDenied)
+            // still proves that S3 responds and accepts the signature.
+            let result = match outcome {
+                "ok" | "not_found" | "denied" | "range_not_satisfiable" => ProbeResult::Ok,
+                _ => ProbeResult::Failed(
+                    format!("S3 returned {status} {}", code.as_deref().unwrap_or(""))
+                        .trim_end()
+                        .to_string(),
                 ),
             };
             metrics.s3_call(Operation::Probe.as_str(), outcome, response.duration, response.retried);

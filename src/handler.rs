@@ -19,7 +19,7 @@ use crate::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::preconditions::{Outcome, Preconditions, normalize_etag};
 use crate::response::{self, Head};
-use crate::s3::{CallError, CallErrorKind, Operation, S3Client, S3Response};
+use crate::s3::{self, CallError, CallErrorKind, Operation, S3Client, S3Response, SETUP_ERRORS};
 
 /// Shared state of all workers.
 pub struct Context {
@@ -499,24 +499,6 @@ fn canonical_name(lower: &str) -> String {
         .join("-")
 }
 
-/// S3 error codes that mean the proxy's own setup is wrong: an operator must
-/// act, so they give 502 and an error log line.
-const SETUP_ERRORS: &[&str] = &[
-    "SignatureDoesNotMatch",
-    "InvalidAccessKeyId",
-    "RequestTimeTooSkewed",
-    "InvalidToken",
-    "ExpiredToken",
-    "TokenRefreshRequired",
-    "AuthorizationHeaderMalformed",
-    "InvalidSecurity",
-    "NoSuchBucket",
-    "AllAccessDisabled",
-    "AccountProblem",
-    "InvalidBucketName",
-    "PermanentRedirect",
-];
-
 /// Maps an S3 status other than 200 and 206 to the client's response.
 fn map_s3_status(
     context: &Context,
@@ -538,18 +520,7 @@ fn map_s3_status(
     }
 
     let is_setup_error = code.as_deref().is_some_and(|c| SETUP_ERRORS.contains(&c));
-    let (outcome, answer) = match status {
-        304 => ("not_modified", None),
-        412 => ("precondition_failed", None),
-        416 => ("range_not_satisfiable", None),
-        404 if !is_setup_error => ("not_found", Some(plain(404, "Not Found"))),
-        403 if !is_setup_error => ("denied", Some(plain(404, "Not Found"))),
-        403 | 404 | 301 | 307 => ("client_error", Some(plain(502, "Bad Gateway"))),
-        429 | 503 => ("throttled", Some(plain(503, "Service Unavailable"))),
-        400..=499 => ("client_error", Some(plain(502, "Bad Gateway"))),
-        500..=599 => ("server_error", Some(plain(502, "Bad Gateway"))),
-        _ => ("server_error", Some(plain(502, "Bad Gateway"))),
-    };
+    let outcome = s3::outcome(status, code.as_deref());
     context
         .metrics
         .s3_call(operation.as_str(), outcome, response.duration, response.retried);
@@ -569,15 +540,23 @@ fn map_s3_status(
         }
         416 => {
             let (mut head, body) = plain(416, "Range Not Satisfiable");
-            if let Some(range) = response.header("content-range") {
-                head.header("Content-Range", range.to_string());
+            let content_range = match response.header("content-range") {
+                Some(range) => Some(range.to_string()),
+                None => object_size(context, key).map(|size| format!("bytes */{size}")),
+            };
+            if let Some(range) = content_range {
+                head.header("Content-Range", range);
             }
             return (head, body);
         }
         _ => {}
     }
 
-    let (mut head, body) = answer.expect("every status not returned above has a response");
+    let (mut head, body) = match outcome {
+        "not_found" | "denied" => plain(404, "Not Found"),
+        "throttled" => plain(503, "Service Unavailable"),
+        _ => plain(502, "Bad Gateway"),
+    };
     match head.status {
         404 => {
             set_header(&mut head, "Cache-Control", &context.config.cache_control_not_found);
@@ -625,6 +604,34 @@ fn valid_retry_after(value: &str) -> bool {
         || httpdate::parse_http_date(value).is_ok()
 }
 
+/// Returns the object's size from an unconditional HeadObject. A 416 must
+/// carry `Content-Range: bytes */SIZE`, and Ceph RGW 16 sends none.
+fn object_size(context: &Context, key: &str) -> Option<u64> {
+    let response = match context.s3.call(Operation::HeadObject, key, &[]) {
+        Ok(response) => response,
+        Err(error) => {
+            context.metrics.s3_call(
+                Operation::HeadObject.as_str(),
+                error.kind.as_str(),
+                error.duration,
+                error.retried,
+            );
+            return None;
+        }
+    };
+    let outcome = s3::outcome(response.status, None);
+    context.metrics.s3_call(
+        Operation::HeadObject.as_str(),
+        outcome,
+        response.duration,
+        response.retried,
+    );
+    if response.status != 200 {
+        return None;
+    }
+    response.header("content-length")?.trim().parse().ok()
+}
+
 /// Makes a one-byte signed GET to learn the error code a HEAD could not
 /// carry. Returns `None` if that call fails too or succeeds.
 fn diagnose_denied_head(context: &Context, key: &str) -> Option<String> {
@@ -646,12 +653,7 @@ fn diagnose_denied_head(context: &Context, key: &str) -> Option<String> {
     } else {
         None
     };
-    let outcome = match (response.status, code.as_deref()) {
-        (200 | 206, _) => "ok",
-        (404, _) => "not_found",
-        (403, Some("AccessDenied") | None) => "denied",
-        _ => "client_error",
-    };
+    let outcome = s3::outcome(response.status, code.as_deref());
     context.metrics.s3_call(
         Operation::GetObject.as_str(),
         outcome,

@@ -88,6 +88,40 @@ fn xml_element<'a>(document: &'a str, name: &str) -> Option<&'a str> {
     plausible.then_some(value)
 }
 
+/// S3 error codes that mean the proxy's own setup is wrong (credentials,
+/// bucket, region or clock): an operator must act.
+pub const SETUP_ERRORS: &[&str] = &[
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+    "RequestTimeTooSkewed",
+    "InvalidToken",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+    "InvalidSecurity",
+    "NoSuchBucket",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "InvalidBucketName",
+    "PermanentRedirect",
+];
+
+/// Returns the metrics outcome for an S3 status and error code.
+pub fn outcome(status: u16, code: Option<&str>) -> &'static str {
+    let setup_error = code.is_some_and(|c| SETUP_ERRORS.contains(&c));
+    match status {
+        200..=299 => "ok",
+        304 => "not_modified",
+        412 => "precondition_failed",
+        416 => "range_not_satisfiable",
+        404 if !setup_error => "not_found",
+        403 if !setup_error => "denied",
+        429 | 503 => "throttled",
+        500..=599 => "server_error",
+        _ => "client_error",
+    }
+}
+
 /// A call that produced no S3 response.
 #[derive(Debug)]
 pub struct CallError {
@@ -384,6 +418,27 @@ mod tests {
             headers["x-amz-content-sha256"],
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn outcomes_classify() {
+        let cases = [
+            (200, None, "ok"),
+            (206, None, "ok"),
+            (304, None, "not_modified"),
+            (404, Some("NoSuchKey"), "not_found"),
+            (404, Some("NoSuchBucket"), "client_error"),
+            (403, Some("AccessDenied"), "denied"),
+            (403, None, "denied"),
+            (403, Some("SignatureDoesNotMatch"), "client_error"),
+            (400, Some("InvalidArgument"), "client_error"),
+            (503, Some("SlowDown"), "throttled"),
+            (429, None, "throttled"),
+            (500, None, "server_error"),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(outcome(status, code), expected, "{status} {code:?}");
+        }
     }
 
     #[test]
