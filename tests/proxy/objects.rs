@@ -257,6 +257,9 @@ fn s3_connections_reused() {
     assert_eq!(get(proxy.addr(), &target, &[]).status, 200);
     let opened_before = s3.connections_accepted();
     for method in ["GET", "GET", "HEAD", "GET", "HEAD", "GET"] {
+        // The pause lets the worker return the connection to the pool after
+        // the client has its response.
+        std::thread::sleep(std::time::Duration::from_millis(50));
         let response = crate::common::request(proxy.addr(), method, &target, &[]);
         assert_eq!(response.status, 200, "{method}");
     }
