@@ -46,7 +46,14 @@ impl Policy {
     }
 
     /// Checks a decoded key against the rules.
+    ///
+    /// Empty segments are dropped before matching: some stores (s3s-fs, any
+    /// file system) read `prod//deleted/x` as `prod/deleted/x`, so the
+    /// rules must see the same path.
     pub fn check(&self, key: &str) -> Result<(), Refusal> {
+        let normalized: Vec<&str> = key.split('/').filter(|segment| !segment.is_empty()).collect();
+        let key = normalized.join("/");
+        let key = key.as_str();
         if self.deny_prefixes.iter().any(|prefix| key.starts_with(prefix.as_str())) {
             return Err(Refusal::Denied);
         }
@@ -151,6 +158,25 @@ mod tests {
         assert_eq!(rules.check("staging/a/ab/X.png"), Err(Refusal::NotAllowed));
         assert_eq!(rules.check("production/a/ab/X.png"), Err(Refusal::NotAllowed));
         assert_eq!(rules.check("favicon.ico"), Err(Refusal::NotAllowed));
+    }
+
+    #[test]
+    fn empty_segments_do_not_hide_zones() {
+        for rules in [
+            policy(&[], &["prod/archive/"], true),
+            policy(&["prod/"], &["prod/archive/"], true),
+        ] {
+            for key in [
+                "prod//deleted/x.png",
+                "prod/thumb//temp/x.png",
+                "/prod/temp/x",
+                "prod///.htsecure",
+            ] {
+                assert_eq!(rules.check(key), Err(Refusal::PrivateZone), "{key}");
+            }
+            assert_eq!(rules.check("prod//archive/a/ab/1!X.png"), Err(Refusal::Denied));
+            assert_eq!(rules.check("prod/a//ab/X.png"), Ok(()));
+        }
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn probe(s3: &S3Client, metrics: &Metrics) -> ProbeResult {
             let code = if status >= 400 {
                 response.take_error_code()
             } else {
+                response.discard();
                 None
             };
             let outcome = s3::outcome(status, code.as_deref());

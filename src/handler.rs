@@ -17,7 +17,7 @@ use crate::headers;
 use crate::key;
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
-use crate::preconditions::{Outcome, Preconditions, normalize_etag};
+use crate::preconditions::{Outcome, Preconditions, normalize_etag, resolve_range};
 use crate::response::{self, Head};
 use crate::s3::{self, CallError, CallErrorKind, Operation, S3Client, S3Response, SETUP_ERRORS};
 
@@ -326,6 +326,7 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             context
                 .metrics
                 .s3_call(operation.as_str(), "not_modified", response.duration, response.retried);
+            response.discard();
             validators_fetched = true;
             operation = Operation::HeadObject;
             s3_headers.clear();
@@ -333,7 +334,7 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             continue;
         }
         if status != 200 && status != 206 {
-            return map_s3_status(context, exchange, operation, key, &mut response);
+            return map_s3_status(context, exchange, operation, key, preconditions, &mut response);
         }
         context
             .metrics
@@ -341,10 +342,12 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
 
         match preconditions.evaluate(etag.as_deref(), last_modified) {
             Outcome::NotModified => {
+                response.discard();
                 context.metrics.conditional("not_modified");
                 return not_modified(context, etag, last_modified);
             }
             Outcome::PreconditionFailed => {
+                response.discard();
                 context.metrics.conditional("precondition_failed");
                 return plain(412, "Precondition Failed");
             }
@@ -353,6 +356,7 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
 
         if validators_fetched && !exchange.is_head() && operation == Operation::HeadObject {
             // The object changed after S3's 304: fetch it without conditions.
+            response.discard();
             operation = Operation::GetObject;
             s3_headers = preconditions.range().map(range_header).into_iter().collect();
             continue;
@@ -361,6 +365,7 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
         {
             // The object changed since the client's partial copy: send it whole.
             if_range_checked = true;
+            response.discard();
             exchange.note("if_range", "mismatch");
             s3_headers.retain(|(name, _)| name != http::header::RANGE);
             continue;
@@ -383,6 +388,14 @@ fn range_header(range: &str) -> (http::HeaderName, http::HeaderValue) {
     (http::header::RANGE, value)
 }
 
+fn range_not_satisfiable(content_range: Option<String>) -> (Head, Body) {
+    let (mut head, body) = plain(416, "Range Not Satisfiable");
+    if let Some(range) = content_range {
+        head.header("Content-Range", range);
+    }
+    (head, body)
+}
+
 fn not_modified(context: &Context, etag: Option<String>, last_modified: Option<SystemTime>) -> (Head, Body) {
     let mut head = Head::new(304);
     head.content_length = None;
@@ -402,25 +415,37 @@ fn object_response(
     exchange: &mut Exchange,
     key: &str,
     preconditions: &Preconditions,
-    response: S3Response,
+    mut response: S3Response,
     etag: Option<String>,
     last_modified: Option<SystemTime>,
 ) -> (Head, Body) {
     let mut status = response.status;
-    let length = response
+    let mut length = response
         .header("content-length")
         .and_then(|v| v.trim().parse::<u64>().ok());
     let mut content_range = response.header("content-range").map(str::to_string);
 
-    // When S3 returns 200 for a satisfiable range that covers the whole
-    // object, the client is still owed a 206 with Content-Range.
+    // S3 may return 200 to a ranged request: s3s-fs ignores Range on HEAD,
+    // and some servers answer a whole-object range with 200. The client is
+    // still owed what GET would give, so the range is resolved here: a HEAD
+    // gets the partial or 416 headers, and a GET whose range covers the
+    // whole object gets a 206. A GET for part of the object gets the whole
+    // object with 200, which RFC 9110 allows when a range is ignored.
     if status == 200
-        && !exchange.is_head()
         && let (Some(range), Some(total)) = (preconditions.range(), length)
-        && covers_whole_object(range, total)
     {
-        status = 206;
-        content_range = Some(format!("bytes 0-{}/{total}", total - 1));
+        match resolve_range(range, total) {
+            Some((first, last)) if exchange.is_head() || (first == 0 && last + 1 == total) => {
+                status = 206;
+                length = Some(last - first + 1);
+                content_range = Some(format!("bytes {first}-{last}/{total}"));
+            }
+            None if exchange.is_head() => {
+                response.discard();
+                return range_not_satisfiable(Some(format!("bytes */{total}")));
+            }
+            _ => {}
+        }
     }
 
     let content_type = headers::content_type(response.header("content-type"), key);
@@ -458,31 +483,12 @@ fn object_response(
     }
 
     let body = if exchange.is_head() {
+        response.discard();
         Body::Bytes(std::io::Cursor::new(Vec::new()))
     } else {
         Body::S3(Box::new(response.body.into_reader()))
     };
     (head, body)
-}
-
-/// Reports whether a normalized range covers every byte of a `total`-byte
-/// object.
-fn covers_whole_object(range: &str, total: u64) -> bool {
-    let Some(spec) = range.strip_prefix("bytes=") else {
-        return false;
-    };
-    let Some((first, last)) = spec.split_once('-') else {
-        return false;
-    };
-    if total == 0 {
-        return false;
-    }
-    match (first.parse::<u64>().ok(), last.parse::<u64>().ok()) {
-        (Some(0), None) => true,
-        (Some(0), Some(last)) => last >= total - 1,
-        (None, Some(suffix)) => suffix >= total,
-        _ => false,
-    }
 }
 
 fn canonical_name(lower: &str) -> String {
@@ -505,6 +511,7 @@ fn map_s3_status(
     exchange: &mut Exchange,
     operation: Operation,
     key: &str,
+    preconditions: &Preconditions,
     response: &mut S3Response,
 ) -> (Head, Body) {
     let status = response.status;
@@ -539,15 +546,30 @@ fn map_s3_status(
             return plain(412, "Precondition Failed");
         }
         416 => {
-            let (mut head, body) = plain(416, "Range Not Satisfiable");
-            let content_range = match response.header("content-range") {
-                Some(range) => Some(range.to_string()),
-                None => object_size(context, key).map(|size| format!("bytes */{size}")),
-            };
-            if let Some(range) = content_range {
-                head.header("Content-Range", range);
+            // Preconditions come before Range (RFC 9110 section 13.2.2), but
+            // a server that ignores them (s3s-fs) returns 416 first, and Ceph
+            // RGW 16 sends no Content-Range. One HeadObject supplies both the
+            // validators and the size.
+            let mut content_range = response.header("content-range").map(str::to_string);
+            if (preconditions.is_conditional() || content_range.is_none())
+                && let Some(info) = object_info(context, key)
+            {
+                match preconditions.evaluate(info.etag.as_deref(), info.last_modified) {
+                    Outcome::NotModified => {
+                        context.metrics.conditional("not_modified");
+                        return not_modified(context, info.etag, info.last_modified);
+                    }
+                    Outcome::PreconditionFailed => {
+                        context.metrics.conditional("precondition_failed");
+                        return plain(412, "Precondition Failed");
+                    }
+                    Outcome::Proceed => {}
+                }
+                if content_range.is_none() {
+                    content_range = info.length.map(|size| format!("bytes */{size}"));
+                }
             }
-            return (head, body);
+            return range_not_satisfiable(content_range);
         }
         _ => {}
     }
@@ -604,10 +626,17 @@ fn valid_retry_after(value: &str) -> bool {
         || httpdate::parse_http_date(value).is_ok()
 }
 
-/// Returns the object's size from an unconditional HeadObject. A 416 must
-/// carry `Content-Range: bytes */SIZE`, and Ceph RGW 16 sends none.
-fn object_size(context: &Context, key: &str) -> Option<u64> {
-    let response = match context.s3.call(Operation::HeadObject, key, &[]) {
+/// Validators and size of an object, from an unconditional HeadObject.
+struct ObjectInfo {
+    etag: Option<String>,
+    last_modified: Option<SystemTime>,
+    length: Option<u64>,
+}
+
+/// Returns the object's validators and size, or `None` when the HeadObject
+/// fails or does not return 200.
+fn object_info(context: &Context, key: &str) -> Option<ObjectInfo> {
+    let mut response = match context.s3.call(Operation::HeadObject, key, &[]) {
         Ok(response) => response,
         Err(error) => {
             context.metrics.s3_call(
@@ -626,10 +655,17 @@ fn object_size(context: &Context, key: &str) -> Option<u64> {
         response.duration,
         response.retried,
     );
+    response.discard();
     if response.status != 200 {
         return None;
     }
-    response.header("content-length")?.trim().parse().ok()
+    Some(ObjectInfo {
+        etag: response.header("etag").and_then(normalize_etag),
+        last_modified: response
+            .header("last-modified")
+            .and_then(|v| httpdate::parse_http_date(v).ok()),
+        length: response.header("content-length").and_then(|v| v.trim().parse().ok()),
+    })
 }
 
 /// Makes a one-byte signed GET to learn the error code a HEAD could not
@@ -651,6 +687,7 @@ fn diagnose_denied_head(context: &Context, key: &str) -> Option<String> {
     let code = if response.status == 403 || response.status == 404 {
         response.take_error_code()
     } else {
+        response.discard();
         None
     };
     let outcome = s3::outcome(response.status, code.as_deref());
@@ -735,18 +772,6 @@ mod tests {
         assert!(!valid_request_id("has space"));
         assert!(!valid_request_id("quote\"s"));
         assert!(!valid_request_id(&"a".repeat(129)));
-    }
-
-    #[test]
-    fn whole_object_ranges() {
-        assert!(covers_whole_object("bytes=0-", 10));
-        assert!(covers_whole_object("bytes=0-9", 10));
-        assert!(covers_whole_object("bytes=0-100", 10));
-        assert!(covers_whole_object("bytes=-10", 10));
-        assert!(!covers_whole_object("bytes=-9", 10));
-        assert!(!covers_whole_object("bytes=1-", 10));
-        assert!(!covers_whole_object("bytes=0-8", 10));
-        assert!(!covers_whole_object("bytes=0-", 0));
     }
 
     #[test]

@@ -316,6 +316,20 @@ pub fn normalize_range(value: &str) -> Option<String> {
     }
 }
 
+/// Returns the first and last byte a normalized range selects from a
+/// `total`-byte object, or `None` when the range is unsatisfiable.
+pub fn resolve_range(range: &str, total: u64) -> Option<(u64, u64)> {
+    let (first, last) = range.strip_prefix("bytes=")?.split_once('-')?;
+    if total == 0 {
+        return None;
+    }
+    match (first.parse::<u64>().ok(), last.parse::<u64>().ok()) {
+        (Some(first), last) if first < total => Some((first, last.unwrap_or(u64::MAX).min(total - 1))),
+        (None, Some(suffix)) if suffix > 0 => Some((total - suffix.min(total), total - 1)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +480,27 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(normalize_range(value).as_deref(), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn ranges_resolve() {
+        let cases = [
+            ("bytes=0-", 10, Some((0, 9))),
+            ("bytes=0-9", 10, Some((0, 9))),
+            ("bytes=0-100", 10, Some((0, 9))),
+            ("bytes=2-4", 10, Some((2, 4))),
+            ("bytes=9-", 10, Some((9, 9))),
+            ("bytes=-3", 10, Some((7, 9))),
+            ("bytes=-10", 10, Some((0, 9))),
+            ("bytes=-50", 10, Some((0, 9))),
+            ("bytes=10-", 10, None),
+            ("bytes=-0", 10, None),
+            ("bytes=0-", 0, None),
+            ("bytes=-5", 0, None),
+        ];
+        for (range, total, expected) in cases {
+            assert_eq!(resolve_range(range, total), expected, "{range} of {total}");
         }
     }
 

@@ -164,6 +164,14 @@ fn copy_body(body: &mut dyn Read, writer: &mut dyn Write, limit: Option<u64>, bu
         }
         sent.body_bytes += read as u64;
     }
+    // One more read at the end lets an S3 body see its end, which is when
+    // ureq returns the connection to its pool. It returns 0 at once.
+    if limit.is_some_and(|limit| limit > 0 && sent.body_bytes == limit)
+        && sent.source_error.is_none()
+        && sent.client_error.is_none()
+    {
+        let _ = body.read(&mut buffer[..1]);
+    }
 }
 
 /// Shuts down the client connection from `peer` to `local_port`.

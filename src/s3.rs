@@ -63,6 +63,14 @@ impl S3Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Reads and drops the rest of a small body, so that ureq returns the
+    /// connection to its pool (it does so only once a read reaches the end).
+    /// A body over 64 KiB is left unread; its connection is then closed.
+    pub fn discard(&mut self) {
+        let mut reader = self.body.as_reader().take(64 * 1024);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    }
+
     /// Reads S3's error document and returns its `<Code>`.
     ///
     /// HEAD answers have no body; for them the code is `None`. The read is

@@ -60,7 +60,11 @@ pub fn start(config: Config) -> io::Result<Running> {
     let metrics = Arc::new(Metrics::new(config.workers));
     let readiness = Arc::new(Readiness::default());
 
-    let (listener, listener_control) = bind(config.listen, &config)?;
+    let (listener, listener_control) = bind(
+        config.listen,
+        Some(config.client_read_timeout),
+        config.client_write_timeout,
+    )?;
     let public_addr = listener.local_addr()?;
     let server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
 
@@ -91,9 +95,21 @@ pub fn start(config: Config) -> io::Result<Running> {
     }
 
     let mut background = Vec::new();
+    {
+        let stop = Arc::clone(&stopping);
+        let read_timeout = config.client_read_timeout;
+        background.push(
+            std::thread::Builder::new()
+                .name("keep-accepting".into())
+                .spawn(move || keep_accepting(public_addr, read_timeout, stop))?,
+        );
+    }
     let (admin_addr, admin_control) = match config.admin_listen {
         Some(address) => {
-            let (listener, control) = bind(address, &config)?;
+            // The admin port has no read timeout: a client that stalls while
+            // sending holds only tiny_http's reader thread, never the admin
+            // thread, and the port is not public.
+            let (listener, control) = bind(address, None, config.client_write_timeout)?;
             let bound = listener.local_addr()?;
             let admin_server = Arc::new(tiny_http::Server::from_listener(listener, None).map_err(io::Error::other)?);
             let (metrics, readiness, stop) = (Arc::clone(&metrics), Arc::clone(&readiness), Arc::clone(&admin_stop));
@@ -152,22 +168,55 @@ pub fn start(config: Config) -> io::Result<Running> {
 }
 
 /// Binds a listener whose accepted sockets inherit TCP_NODELAY and the
-/// client read and write timeouts (Linux copies these options from the
-/// listening socket to each accepted one). A read timeout makes tiny_http
-/// answer 408 and close; a write timeout ends a response to a client that
-/// stopped reading.
-fn bind(address: SocketAddr, config: &Config) -> io::Result<(TcpListener, Socket)> {
+/// given timeouts: Linux copies these options from the listening socket to
+/// each accepted one. A read timeout makes tiny_http answer 408 and close; a
+/// write timeout ends a response to a client that stopped reading.
+///
+/// A read timeout also applies to `accept()` on the listening socket itself,
+/// and tiny_http stops accepting for good after one failed `accept()`. A
+/// listener with a read timeout therefore needs [`keep_accepting`].
+fn bind(
+    address: SocketAddr,
+    read_timeout: Option<Duration>,
+    write_timeout: Duration,
+) -> io::Result<(TcpListener, Socket)> {
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
-    socket.set_read_timeout(Some(config.client_read_timeout))?;
-    socket.set_write_timeout(Some(config.client_write_timeout))?;
+    socket.set_read_timeout(read_timeout)?;
+    socket.set_write_timeout(Some(write_timeout))?;
     socket
         .bind(&address.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {address}: {e}")))?;
     socket.listen(1024)?;
     let control = socket.try_clone()?;
     Ok((socket.into(), control))
+}
+
+/// Connects to the listener at a third of its read timeout, so a blocked
+/// `accept()` always returns a connection before the timeout fails it. The
+/// connection closes at once; tiny_http reads end-of-stream and drops it.
+fn keep_accepting(address: SocketAddr, read_timeout: Duration, stop: Arc<AtomicBool>) {
+    let target = match address.ip() {
+        ip if ip.is_unspecified() && address.is_ipv4() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, address.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, address.port())),
+        _ => address,
+    };
+    let interval = read_timeout / 3;
+    let step = Duration::from_millis(20).min(interval);
+    let mut since_last = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(step);
+        since_last += step;
+        if since_last >= interval {
+            since_last = Duration::ZERO;
+            // A failure is harmless: a refused connection means the listener
+            // is closing, and a slow one means real clients keep it busy.
+            let _ = std::net::TcpStream::connect_timeout(&target, interval);
+        }
+    }
 }
 
 fn run_worker(server: &tiny_http::Server, context: &Context, stopping: &AtomicBool, events: &Sender<Event>) {

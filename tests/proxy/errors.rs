@@ -235,7 +235,6 @@ fn truncated_body_closes_connection() {
 }
 
 #[test]
-#[ignore = "bug: the S3 connection of a 200 GET never returns to the pool, so no kept-alive connection is reused"]
 fn stale_keep_alive_retried_once() {
     let (fault, proxy) = fault_proxy(&[]);
     fault.enqueue_for(
