@@ -169,8 +169,10 @@ pub fn start(config: Config) -> io::Result<Running> {
 
 /// Binds a listener whose accepted sockets inherit TCP_NODELAY and the
 /// given timeouts: Linux copies these options from the listening socket to
-/// each accepted one. A read timeout makes tiny_http answer 408 and close; a
-/// write timeout ends a response to a client that stopped reading.
+/// each accepted one. When a read times out, tiny_http closes the connection
+/// (Linux reports the timeout as EAGAIN, which tiny_http does not answer
+/// with 408); a write timeout ends a response to a client that stopped
+/// reading.
 ///
 /// A read timeout also applies to `accept()` on the listening socket itself,
 /// and tiny_http stops accepting for good after one failed `accept()`. A

@@ -112,7 +112,7 @@ fn proxy_responses_are_locked_down() {
 
 /// Requests that tiny_http rejects before the proxy receives them.
 #[test]
-#[ignore = "known limit: tiny_http writes its own 400, 408, 417 and 505 responses, with its Server header and no security headers"]
+#[ignore = "known limit: tiny_http writes its own 400, 417 and 505 responses, with its Server header and no security headers"]
 fn malformed_requests_get_proxy_headers() {
     let site = small_site();
     let cases: [(&str, &[u8]); 4] = [
