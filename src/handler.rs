@@ -41,6 +41,7 @@ struct Exchange {
     remote: Option<SocketAddr>,
     user_agent: Option<String>,
     close: bool,
+    http11: bool,
     headers: Vec<(String, String)>,
     log: Map<String, Value>,
     level: Level,
@@ -154,6 +155,7 @@ fn read_exchange(request: &tiny_http::Request) -> Exchange {
         remote: request.remote_addr().copied(),
         user_agent: find("user-agent"),
         close,
+        http11: *request.http_version() == tiny_http::HTTPVersion(1, 1),
         headers,
         log: Map::new(),
         level: Level::Info,
@@ -209,6 +211,19 @@ fn route(context: &Context, exchange: &mut Exchange) -> (Head, Body) {
         let (mut head, body) = plain(405, "Method Not Allowed");
         head.header("Allow", "GET, HEAD");
         return (head, body);
+    }
+
+    // RFC 9112 section 3.2: an HTTP/1.1 request with no Host header, or with
+    // more than one, gets 400.
+    let hosts = exchange
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .count();
+    if exchange.http11 && hosts != 1 {
+        context.metrics.refused("bad_request");
+        exchange.note("refused", "bad_request");
+        return plain(400, "Bad Request: expected exactly one Host header");
     }
 
     let path = match key::target_path(&exchange.target) {
@@ -333,6 +348,19 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
             exchange.note("s3_validators", "fetched");
             continue;
         }
+        if status == 416 && preconditions.has_if_range() && !if_range_checked {
+            // A failed If-Range means the Range is ignored (RFC 9110 section
+            // 13.1.5), so an unsatisfiable range must not end in 416 then.
+            if_range_checked = true;
+            if let Some(info) = object_info(context, key)
+                && !preconditions.if_range_allows_partial(info.etag.as_deref(), info.last_modified)
+            {
+                response.discard();
+                exchange.note("if_range", "mismatch");
+                s3_headers.retain(|(name, _)| name != http::header::RANGE);
+                continue;
+            }
+        }
         if status != 200 && status != 206 {
             return map_s3_status(context, exchange, operation, key, preconditions, &mut response);
         }
@@ -420,9 +448,15 @@ fn object_response(
     last_modified: Option<SystemTime>,
 ) -> (Head, Body) {
     let mut status = response.status;
-    let mut length = response
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    // A response with Transfer-Encoding must not be framed by its
+    // Content-Length (RFC 9112 section 6.3), so such a length is not trusted.
+    let mut length = if response.header("transfer-encoding").is_some() {
+        None
+    } else {
+        response
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
     let mut content_range = response.header("content-range").map(str::to_string);
 
     // S3 may return 200 to a ranged request: s3s-fs ignores Range on HEAD,
@@ -726,24 +760,17 @@ fn write_access_log(exchange: Exchange, status: u16, bytes: u64, duration: Durat
     if !log::enabled(exchange.level) {
         return;
     }
-    // The logged path is the raw target without its query, capped in length.
-    let path: String = exchange
-        .target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(2048)
-        .collect();
+    // The logged path is the raw target without its query.
+    let path = exchange.target.split(['?', '#']).next().unwrap_or("");
     let mut fields = crate::fields! {
-        "method" => exchange.method,
-        "path" => path,
+        "method" => loggable(&exchange.method, 32),
+        "path" => loggable(path, 2048),
         "status" => status,
         "bytes" => bytes,
         "duration_ms" => millis(duration),
         "request_id" => exchange.request_id,
         "remote_addr" => exchange.remote.map(|a| a.to_string()),
-        "user_agent" => exchange.user_agent.map(|ua| ua.chars().take(512).collect::<String>()),
+        "user_agent" => exchange.user_agent.map(|ua| loggable(&ua, 512)),
     };
     for required in ["s3_status", "s3_duration_ms"] {
         fields.entry(required).or_insert(Value::Null);
@@ -752,9 +779,26 @@ fn write_access_log(exchange: Exchange, status: u16, bytes: u64, duration: Durat
     log::event(exchange.level, "request", fields);
 }
 
+/// Caps client-supplied text at `max_chars` characters and replaces control
+/// characters (DEL included, which JSON does not escape) with U+FFFD, so a
+/// log line can neither grow without bound nor carry terminal escapes.
+fn loggable(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .take(max_chars)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_text_is_capped_and_clean() {
+        assert_eq!(loggable("GET", 32), "GET");
+        assert_eq!(loggable(&"A".repeat(100), 32).len(), 32);
+        assert_eq!(loggable("a\u{7f}b\u{1b}[31m", 32), "a\u{fffd}b\u{fffd}[31m");
+    }
 
     #[test]
     fn request_ids_are_unique_hex() {

@@ -27,18 +27,38 @@ const GENERIC_TYPES: &[&str] = &["binary/octet-stream", "application/octet-strea
 /// Chooses the Content-Type: S3's when it is specific, otherwise the one
 /// the file extension implies, otherwise `application/octet-stream`.
 pub fn content_type(s3_type: Option<&str>, key: &str) -> String {
-    if let Some(value) = s3_type.map(str::trim).filter(|v| !v.is_empty()) {
-        let essence = essence(value);
-        let valid = essence.contains('/') && value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
-        if valid && !GENERIC_TYPES.contains(&essence.as_str()) {
-            return value.to_string();
-        }
+    if let Some(value) = s3_type.map(str::trim).filter(|v| is_media_type(v))
+        && !GENERIC_TYPES.contains(&essence(value).as_str())
+    {
+        return value.to_string();
     }
     let file_name = key.rsplit('/').next().unwrap_or(key);
     match mime_guess::from_path(file_name).first_raw() {
         Some(guessed) => guessed.to_string(),
         None => "application/octet-stream".to_string(),
     }
+}
+
+/// Reports whether `value` is one media type: `type/subtype` made of RFC
+/// 9110 token characters, optionally followed by `;` parameters.
+///
+/// A list such as `image/png, text/html` is rejected: browsers act on the
+/// last type in it, while the security checks here read the first.
+fn is_media_type(value: &str) -> bool {
+    let is_token = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let (essence, parameters) = value.split_once(';').unwrap_or((value, ""));
+    let valid_essence = essence
+        .trim()
+        .split_once('/')
+        .is_some_and(|(top, sub)| is_token(top) && is_token(sub));
+    let valid_parameters =
+        !parameters.contains(',') && parameters.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+    valid_essence && valid_parameters
 }
 
 /// Returns the lower-case `type/subtype` of a media type, without parameters.
@@ -123,6 +143,11 @@ mod tests {
             (None, "prod/a/ab/Clip.webm", "video/webm"),
             (Some(""), "prod/thumb/a/ab/X.svg/120px-X.svg.png", "image/png"),
             (Some("garbage"), "prod/a/ab/Doc.pdf", "application/pdf"),
+            (Some("image/png, text/html"), "prod/a/ab/X.html", "text/html"),
+            (Some("image/png,text/html"), "prod/a/ab/X.png", "image/png"),
+            (Some("image/png; x=\"a,b\""), "prod/a/ab/X.svg", "image/svg+xml"),
+            (Some("image /png"), "prod/a/ab/X.png", "image/png"),
+            (Some("text/plain\u{7f}"), "prod/a/ab/X.txt", "text/plain"),
             (None, "prod/a/ab/Image.webp", "image/webp"),
             (None, "prod/a/ab/No_extension", "application/octet-stream"),
             (

@@ -165,6 +165,10 @@ impl Preconditions {
             || self.if_unmodified_since.is_some()
     }
 
+    pub fn has_if_range(&self) -> bool {
+        self.if_range.is_some()
+    }
+
     /// The byte range to request, unless If-Range already rules it out: a
     /// weak entity tag in If-Range never matches, so the whole object is sent.
     pub fn range(&self) -> Option<&str> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::raw_http::try_raw_request;
-use crate::common::{RawResponse, get, keys, raw_request, request};
+use crate::common::{PutOptions, RawResponse, S3Server, get, keys, raw_request, request};
 use crate::support::{
     CACHE_CONTROL, CACHE_CONTROL_NOT_FOUND, HeaderList, LOCKED_CSP, SVG_CSP, extra_keys, is_generated_request_id,
     small_site, start_proxy,
@@ -325,4 +325,22 @@ fn request_id_with_line_break_replaced() {
         sent.iter().all(|id| is_generated_request_id(id)),
         "X-Request-Id {sent:?}"
     );
+}
+
+#[test]
+fn content_type_list_not_trusted() {
+    let s3 = S3Server::start();
+    let key = "prod/e/e1/Listed.html";
+    s3.put(
+        key,
+        b"<script>alert(1)</script>",
+        &PutOptions::content_type("image/png, text/html"),
+    );
+    let proxy = start_proxy(&s3, &[]);
+    let response = get(proxy.addr(), &format!("/{key}"), &[]);
+    assert_eq!(response.status, 200);
+    // The list is ignored; the extension decides, and HTML is a download.
+    assert_eq!(response.header("content-type"), Some("text/html"));
+    assert_eq!(response.header("content-disposition"), Some("attachment"));
+    assert_eq!(response.header("content-security-policy"), Some(LOCKED_CSP));
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::common::fixtures::{self, Fixtures};
 use crate::common::proxy::Proxy;
-use crate::common::{RawResponse, S3Server, keys, request};
-use crate::support::{object_requests, start_proxy};
+use crate::common::{RawResponse, S3Server, keys, raw_request, request};
+use crate::support::{object_requests, small_site, start_proxy};
 
 /// A private S3 server that contains every private fixture and a few public
 /// ones, with a proxy in front of it.
@@ -316,5 +316,27 @@ fn health_answers_while_s3_paused() {
         }
         assert!(std::time::Instant::now() < deadline, "still {}", object.status);
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn host_header_required_once() {
+    let site = small_site();
+    let png = site.fixture(keys::PNG).url_path();
+    let cases = [
+        (format!("GET {png} HTTP/1.1\r\nConnection: close\r\n\r\n"), 400),
+        (
+            format!("GET {png} HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
+            400,
+        ),
+        (
+            format!("GET {png} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+            200,
+        ),
+        (format!("GET {png} HTTP/1.0\r\n\r\n"), 200),
+    ];
+    for (text, expected) in cases {
+        let response = raw_request(site.addr(), &text);
+        assert_eq!(response.status, expected, "{text:?}");
     }
 }

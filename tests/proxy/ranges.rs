@@ -192,3 +192,17 @@ fn head_range_matches_get() {
         assert!(headers_only.body.is_empty(), "{range}");
     }
 }
+
+#[test]
+fn if_range_stale_unsatisfiable_whole() {
+    let site = small_site();
+    let bytes = &site.fixture(keys::WEBM).bytes;
+    let beyond = format!("bytes={}-", bytes.len() + 10);
+    // A failed If-Range means the Range is ignored, even an unsatisfiable one.
+    let stale = webm_get(site, &[("Range", beyond.as_str()), ("If-Range", "\"0123abcd\"")]);
+    assert_whole(&stale, bytes, "stale If-Range");
+
+    let etag = webm_get(site, &[]).header("etag").expect("an ETag").to_owned();
+    let current = webm_get(site, &[("Range", beyond.as_str()), ("If-Range", etag.as_str())]);
+    assert_eq!(current.status, 416, "current If-Range: {}", current.body_text());
+}
