@@ -1,4 +1,4 @@
-//! Which keys may be served.
+//! Access rules: the keys that may be served.
 //!
 //! The proxy's credentials can read the whole bucket, including MediaWiki's
 //! private zones in the same prefix. Those are refused here, before S3 is
@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 
-/// Why a key is refused.
+/// Reason a key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// A MediaWiki private zone: deleted files, unpublished uploads and their

@@ -1,7 +1,7 @@
 //! The admin listener (`/health`, `/ready`, `/metrics`) and the background
 //! S3 readiness probe.
 //!
-//! The admin port has its own thread, so probes and scrapes are answered
+//! The admin port has its own thread, so probes and scrapes get responses
 //! while every worker is busy streaming.
 //!
 //! Readiness follows S3: a replica that cannot reach S3, or whose
@@ -57,7 +57,7 @@ pub enum ProbeResult {
     Failed(String),
 }
 
-/// Reads one byte of [`PROBE_KEY`] and classifies the answer.
+/// Reads one byte of [`PROBE_KEY`] and classifies the response.
 pub fn probe(s3: &S3Client, metrics: &Metrics) -> ProbeResult {
     let range = (http::header::RANGE, http::HeaderValue::from_static("bytes=0-0"));
     match s3.call(Operation::Probe, PROBE_KEY, &[range]) {
@@ -153,7 +153,7 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
     }
 }
 
-/// Answers admin requests until `stop` is set.
+/// Serves admin requests until `stop` is set.
 pub fn run_admin_loop(
     server: Arc<tiny_http::Server>,
     metrics: Arc<Metrics>,

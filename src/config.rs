@@ -2,7 +2,7 @@
 //!
 //! The `S3_*` names are the ones the deployment already uses. The proxy's own
 //! settings all start with `PROXY_`. Every value is validated here, so the rest
-//! of the program never sees a malformed one.
+//! of the program never receives a malformed one.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -19,7 +19,7 @@ use crate::log::Level;
 /// cheaply with `If-None-Match` afterwards.
 pub const DEFAULT_CACHE_CONTROL: &str = "public, max-age=300";
 
-/// Default `Cache-Control` for 404 answers.
+/// Default `Cache-Control` for 404 responses.
 ///
 /// The wiki stores a thumbnail before it prints the thumbnail's URL, so a 404
 /// is either a real miss or a short race with a re-upload. Either way it is

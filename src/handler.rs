@@ -460,7 +460,7 @@ fn object_response(
     let mut content_range = response.header("content-range").map(str::to_string);
 
     // S3 may return 200 to a ranged request: s3s-fs ignores Range on HEAD,
-    // and some servers answer a whole-object range with 200. The client is
+    // and some servers return 200 for a whole-object range. The client is
     // still owed what GET would give, so the range is resolved here: a HEAD
     // gets the partial or 416 headers, and a GET whose range covers the
     // whole object gets a 206. A GET for part of the object gets the whole

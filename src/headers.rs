@@ -18,10 +18,10 @@ pub const COMMON_SECURITY_HEADERS: &[(&str, &str)] = &[
 /// when opened directly. `sandbox` also gives the document an opaque origin.
 pub const SVG_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; sandbox";
 
-/// Content-Security-Policy for downloads and proxy-generated answers.
+/// Content-Security-Policy for downloads and proxy-generated responses.
 pub const LOCKED_CSP: &str = "default-src 'none'; sandbox";
 
-/// S3 Content-Types that say nothing about the file.
+/// S3 Content-Types that carry no information about the file.
 const GENERIC_TYPES: &[&str] = &["binary/octet-stream", "application/octet-stream"];
 
 /// Chooses the Content-Type: S3's when it is specific, otherwise the one
@@ -66,7 +66,7 @@ pub fn essence(media_type: &str) -> String {
     media_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
-/// How a browser may treat a media type on the image domain.
+/// Handling of a media type by browsers on the image domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Treatment {
     /// Displayed as is: images, audio, video, PDF, plain text, fonts.

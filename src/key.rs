@@ -9,7 +9,7 @@ use std::fmt;
 /// S3 refuses keys longer than this many bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// Why a request target does not name an object.
+/// Reason a request target does not name an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
     /// The target is neither origin-form (`/path`) nor absolute-form.
@@ -37,7 +37,7 @@ impl PathError {
         }
     }
 
-    /// A short reason for logs and metrics.
+    /// Returns a short reason for logs and metrics.
     pub fn reason(self) -> &'static str {
         match self {
             PathError::NotAPath => "invalid request target",

@@ -1,7 +1,7 @@
 //! Conditional requests and Range, evaluated as RFC 9110 sections 13 and 14
-//! say.
+//! specify.
 //!
-//! The conditions go to S3, which answers 304 and 412 itself on real S3,
+//! The conditions go to S3, which returns 304 and 412 itself on real S3,
 //! Ceph RGW and MinIO. Some servers (s3s-fs among them) ignore them, so the
 //! proxy evaluates them again against the ETag and Last-Modified of every
 //! 200 or 206 answer. If-Range is never sent: S3 does not define it, so the
@@ -169,7 +169,7 @@ impl Preconditions {
         self.if_range.is_some()
     }
 
-    /// The byte range to request, unless If-Range already rules it out: a
+    /// Returns the byte range to request, unless If-Range rules it out: a
     /// weak entity tag in If-Range never matches, so the whole object is sent.
     pub fn range(&self) -> Option<&str> {
         match &self.if_range {
@@ -179,7 +179,7 @@ impl Preconditions {
     }
 
     /// Headers to send to S3, following the precedence of RFC 9110 section
-    /// 13.2.2 so that S3 sees only the conditions that apply.
+    /// 13.2.2 so that S3 receives only the conditions that apply.
     pub fn s3_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut headers = Vec::new();
         let mut push = |name: HeaderName, value: String| {
@@ -271,7 +271,7 @@ impl Preconditions {
         Outcome::Proceed
     }
 
-    /// Reports whether a partial answer may be sent: true without If-Range,
+    /// Reports whether a partial response may be sent: true without If-Range,
     /// or when If-Range names the object's current strong ETag or exact
     /// Last-Modified date.
     pub fn if_range_allows_partial(&self, etag: Option<&str>, last_modified: Option<SystemTime>) -> bool {

@@ -26,7 +26,7 @@ pub enum Operation {
     GetObject,
     HeadObject,
     /// The readiness probe: a one-byte GetObject of a key that need not
-    /// exist. A GET, because only a GET's error answer names the error code.
+    /// exist. A GET, because only a GET's error response names the error code.
     Probe,
 }
 
@@ -47,7 +47,7 @@ impl Operation {
     }
 }
 
-/// An S3 answer with status and headers; the body is read by the caller.
+/// An S3 response with status and headers. The caller reads the body.
 pub struct S3Response {
     pub status: u16,
     pub headers: HeaderMap,
@@ -73,7 +73,7 @@ impl S3Response {
 
     /// Reads S3's error document and returns its `<Code>`.
     ///
-    /// HEAD answers have no body; for them the code is `None`. The read is
+    /// HEAD responses have no body; for them the code is `None`. The read is
     /// capped, so a misbehaving server cannot make the proxy buffer much.
     pub fn take_error_code(&mut self) -> Option<String> {
         let mut text = String::new();

@@ -24,7 +24,7 @@ use crate::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::s3::S3Client;
 
-/// Why the server stops.
+/// Reason the server stops.
 #[derive(Debug)]
 enum Event {
     Signal(&'static str),
@@ -170,8 +170,8 @@ pub fn start(config: Config) -> io::Result<Running> {
 /// Binds a listener whose accepted sockets inherit TCP_NODELAY and the
 /// given timeouts: Linux copies these options from the listening socket to
 /// each accepted one. When a read times out, tiny_http closes the connection
-/// (Linux reports the timeout as EAGAIN, which tiny_http does not answer
-/// with 408); a write timeout ends a response to a client that stopped
+/// (Linux reports the timeout as EAGAIN, for which tiny_http sends no
+/// 408); a write timeout ends a response to a client that stopped
 /// reading.
 ///
 /// A read timeout also applies to `accept()` on the listening socket itself,
