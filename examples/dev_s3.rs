@@ -13,7 +13,7 @@
 //!   304 and 412 as real S3 does; plain s3s-fs ignores them.
 //!
 //! It prints one JSON line with the endpoint, bucket, keys and URLs, then
-//! serves until it is killed.
+//! serves until SIGTERM or SIGINT, when it deletes its folder and exits.
 
 #[path = "../tests/common/harness.rs"]
 mod common;
@@ -69,9 +69,12 @@ fn main() {
     });
     println!("{summary}");
 
-    loop {
-        std::thread::park();
-    }
+    // Serve until SIGTERM or SIGINT, then drop the server, which stops it
+    // and deletes its temporary folder.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+        .expect("register signal handlers");
+    signals.forever().next();
+    drop(server);
 }
 
 /// Returns a GET URL for `key` signed in its query string, valid for an hour.

@@ -265,15 +265,7 @@ impl Config {
         let s3_ca_file = match get("PROXY_S3_CA_FILE") {
             Some(path) => {
                 let path = PathBuf::from(path);
-                if !path.is_file() {
-                    return Err(invalid(
-                        "PROXY_S3_CA_FILE",
-                        format!(
-                            "{} is not a readable file; expected a PEM bundle of CA certificates",
-                            path.display()
-                        ),
-                    ));
-                }
+                check_ca_file(&path)?;
                 Some(path)
             }
             None => None,
@@ -450,6 +442,47 @@ fn parse_endpoint(value: &str) -> Result<Endpoint, ConfigError> {
     })
 }
 
+/// Checks that the file holds at least one PEM certificate whose content
+/// is DER (an ASN.1 SEQUENCE), so a wrong file fails at start and not at the
+/// first TLS handshake.
+fn check_ca_file(path: &std::path::Path) -> Result<(), ConfigError> {
+    const VAR: &str = "PROXY_S3_CA_FILE";
+    let expected = "expected a PEM file with one or more BEGIN CERTIFICATE blocks";
+    let pem =
+        std::fs::read(path).map_err(|e| invalid(VAR, format!("cannot read {}: {e}; {expected}", path.display())))?;
+    let mut certificates = 0;
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => {
+                if certificate.der().first() != Some(&0x30) || certificate.der().len() < 64 {
+                    return Err(invalid(
+                        VAR,
+                        format!(
+                            "{} holds a certificate block that is not DER; {expected}",
+                            path.display()
+                        ),
+                    ));
+                }
+                certificates += 1;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(invalid(
+                    VAR,
+                    format!("cannot parse {}: {e}; {expected}", path.display()),
+                ));
+            }
+        }
+    }
+    if certificates == 0 {
+        return Err(invalid(
+            VAR,
+            format!("{} holds no certificate; {expected}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn check_token(variable: &'static str, value: &str, expected: &str) -> Result<(), ConfigError> {
     if value.chars().all(|c| c.is_ascii_graphic()) && !value.contains('/') {
         Ok(())
@@ -513,7 +546,7 @@ fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> 
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(invalid(
             variable,
-            format!("invalid value {value:?}; expected true or false"),
+            format!("invalid value {value:?}; expected true or false (also accepted: 1, 0, yes, no, on, off)"),
         )),
     }
 }
@@ -537,7 +570,7 @@ pub fn parse_duration(variable: &'static str, value: &str, allow_zero: bool) -> 
         _ => Err(invalid(
             variable,
             format!(
-                "invalid duration {value:?}; expected a whole number with ms, s or m (such as 500ms, 30s, 2m){}, at most one day",
+                "invalid duration {value:?}; expected a whole number with ms, s or m (such as 500ms, 30s, 2m) or a bare number of seconds{}, at most one day",
                 if allow_zero { "" } else { ", greater than zero" }
             ),
         )),
@@ -687,6 +720,7 @@ mod tests {
             ("PROXY_MEDIAWIKI_PRIVATE", "maybe"),
             ("PROXY_LOG_LEVEL", "verbose"),
             ("PROXY_S3_CA_FILE", "/nonexistent/ca.pem"),
+            ("PROXY_S3_CA_FILE", "/etc/hostname"),
             ("PROXY_ALLOW_PREFIXES", "prod/../x"),
             ("S3_BUCKET_NAME", "a/b"),
             ("S3_REGION", "us east"),

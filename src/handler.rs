@@ -638,7 +638,7 @@ fn map_s3_status(
         let msg = if is_setup_error {
             "S3 rejected the request because of the proxy's configuration (credentials, bucket, region or clock)"
         } else {
-            "S3 answered with an error"
+            "S3 returned an error"
         };
         log::event(
             Level::Error,

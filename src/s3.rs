@@ -101,6 +101,7 @@ fn xml_element<'a>(document: &'a str, name: &str) -> Option<&'a str> {
 pub const SETUP_ERRORS: &[&str] = &[
     "SignatureDoesNotMatch",
     "InvalidAccessKeyId",
+    "NotSignedUp",
     "RequestTimeTooSkewed",
     "InvalidToken",
     "ExpiredToken",
@@ -439,6 +440,7 @@ mod tests {
             (403, Some("AccessDenied"), "denied"),
             (403, None, "denied"),
             (403, Some("SignatureDoesNotMatch"), "client_error"),
+            (403, Some("NotSignedUp"), "client_error"),
             (400, Some("InvalidArgument"), "client_error"),
             (503, Some("SlowDown"), "throttled"),
             (429, None, "throttled"),
