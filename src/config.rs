@@ -356,6 +356,14 @@ fn mask(value: &str) -> String {
 
 fn parse_endpoint(value: &str) -> Result<Endpoint, ConfigError> {
     const VAR: &str = "S3_ENDPOINT";
+    // Credentials in the URL (user:secret@host) must not reach the error
+    // message, which is logged.
+    let redacted = match (value.find("://"), value.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}***{}", &value[..scheme_end + 3], &value[at..]),
+        (None, Some(at)) => format!("***{}", &value[at..]),
+        _ => value.to_string(),
+    };
+    let value = redacted.as_str();
     let expected = "expected a URL such as https://s3.example.org or http://127.0.0.1:9000";
     let (scheme, rest) = if let Some(rest) = value.strip_prefix("https://") {
         (Scheme::Https, rest)
@@ -692,6 +700,18 @@ mod tests {
         ] {
             let error = error_for("S3_ENDPOINT", input);
             assert_eq!(error.variable, "S3_ENDPOINT", "{input}");
+        }
+    }
+
+    #[test]
+    fn endpoint_error_hides_credentials() {
+        for input in [
+            "https://AKID:TopSecretValue@s3.example.org",
+            "AKID:TopSecretValue@s3.example.org",
+        ] {
+            let error = error_for("S3_ENDPOINT", input);
+            assert!(!error.to_string().contains("TopSecretValue"), "{error}");
+            assert!(error.to_string().contains("***@s3.example.org"), "{error}");
         }
     }
 

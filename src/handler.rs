@@ -24,7 +24,7 @@ use crate::s3::{self, CallError, CallErrorKind, Operation, S3Client, S3Response,
 /// Shared state of all workers.
 pub struct Context {
     pub config: Arc<Config>,
-    pub s3: S3Client,
+    pub s3: Arc<S3Client>,
     pub policy: Policy,
     pub metrics: Arc<Metrics>,
     /// Set once shutdown begins: responses then carry `Connection: close`.
@@ -42,6 +42,10 @@ struct Exchange {
     user_agent: Option<String>,
     close: bool,
     http11: bool,
+    /// Declared request body length; 0 without a body.
+    body_length: usize,
+    /// Shut the connection down once the response is written.
+    shutdown_after: bool,
     headers: Vec<(String, String)>,
     log: Map<String, Value>,
     level: Level,
@@ -88,6 +92,9 @@ impl Read for Body {
 pub fn handle(context: &Context, request: tiny_http::Request) {
     context.metrics.request_started();
     let mut exchange = read_exchange(&request);
+    if exchange.body_length > MAX_DRAINED_BODY {
+        return drop_connection_with_body(context, exchange, request);
+    }
 
     let (mut head, mut body) = route(context, &mut exchange);
     head.header("X-Request-Id", exchange.request_id.clone());
@@ -101,6 +108,9 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
         }
     };
     let sent = response::send(request, &head, &mut body, exchange.is_head(), &abort);
+    if exchange.shutdown_after {
+        abort();
+    }
 
     if let Some(error) = &sent.source_error {
         context.metrics.s3_body_error();
@@ -125,6 +135,34 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
         .metrics
         .request_finished(&exchange.method, head.status, duration, sent.body_bytes);
     write_access_log(exchange, head.status, sent.body_bytes, duration);
+}
+
+/// Request bodies that tiny_http has read into memory. A longer declared
+/// body stays on the socket, and dropping the request then makes tiny_http
+/// allocate a buffer of the whole declared length and wait for every byte.
+const MAX_DRAINED_BODY: usize = 1024;
+
+/// Closes the connection of a request whose declared body is too long to
+/// drop safely, and leaks the request instead of dropping it.
+///
+/// tiny_http 0.12 drains an unread body when the request is dropped, into a
+/// `vec![0; remaining]` of the declared length: `Content-Length: 2^62`
+/// aborts the process, and a slowly sent body holds the worker. Neither GET
+/// nor HEAD takes a body, so no client of this proxy needs one.
+// NOTE: each such request leaks its tiny_http request object, including the
+// two descriptors of its socket, so a client that repeats this slowly uses
+// up descriptors; the ingress's body size limit keeps it from the proxy.
+fn drop_connection_with_body(context: &Context, mut exchange: Exchange, request: tiny_http::Request) {
+    if let Some(peer) = exchange.remote {
+        response::shutdown_connection(peer, context.local_port);
+    }
+    std::mem::forget(request);
+    context.metrics.refused("request_body");
+    exchange.note("refused", "request_body");
+    exchange.note("error", "request body too long; connection closed without a response");
+    let duration = exchange.started.elapsed();
+    context.metrics.request_finished(&exchange.method, 400, duration, 0);
+    write_access_log(exchange, 400, 0, duration);
 }
 
 fn read_exchange(request: &tiny_http::Request) -> Exchange {
@@ -156,6 +194,8 @@ fn read_exchange(request: &tiny_http::Request) -> Exchange {
         user_agent: find("user-agent"),
         close,
         http11: *request.http_version() == tiny_http::HTTPVersion(1, 1),
+        body_length: request.body_length().unwrap_or(0),
+        shutdown_after: false,
         headers,
         log: Map::new(),
         level: Level::Info,
@@ -224,6 +264,17 @@ fn route(context: &Context, exchange: &mut Exchange) -> (Head, Body) {
         context.metrics.refused("bad_request");
         exchange.note("refused", "bad_request");
         return plain(400, "Bad Request: expected exactly one Host header");
+    }
+
+    if exchange.body_length > 0 || exchange.header("transfer-encoding").is_some() {
+        context.metrics.refused("request_body");
+        exchange.note("refused", "request_body");
+        let (mut head, body) = plain(400, "Bad Request: GET and HEAD take no request body");
+        head.close = true;
+        // The rest of a chunked body is still on the socket, where tiny_http
+        // would read it as the next request.
+        exchange.shutdown_after = true;
+        return (head, body);
     }
 
     let path = match key::target_path(&exchange.target) {
@@ -356,6 +407,12 @@ fn fetch_object(context: &Context, exchange: &mut Exchange, key: &str, precondit
                 && !preconditions.if_range_allows_partial(info.etag.as_deref(), info.last_modified)
             {
                 response.discard();
+                context.metrics.s3_call(
+                    operation.as_str(),
+                    "range_not_satisfiable",
+                    response.duration,
+                    response.retried,
+                );
                 exchange.note("if_range", "mismatch");
                 s3_headers.retain(|(name, _)| name != http::header::RANGE);
                 continue;
@@ -467,6 +524,7 @@ fn object_response(
     // object with 200, which RFC 9110 allows when a range is ignored.
     if status == 200
         && let (Some(range), Some(total)) = (preconditions.range(), length)
+        && preconditions.if_range_allows_partial(etag.as_deref(), last_modified)
     {
         match resolve_range(range, total) {
             Some((first, last)) if exchange.is_head() || (first == 0 && last + 1 == total) => {
@@ -568,11 +626,18 @@ fn map_s3_status(
 
     match status {
         304 => {
-            context.metrics.conditional("not_modified");
             let etag = response.header("etag").and_then(normalize_etag);
             let modified = response
                 .header("last-modified")
                 .and_then(|v| httpdate::parse_http_date(v).ok());
+            // If-Match comes before If-None-Match (RFC 9110 section 13.2.2).
+            // A weak or listed If-Match is not sent to S3, so S3's 304 may
+            // still have to become 412.
+            if preconditions.evaluate(etag.as_deref(), modified) == Outcome::PreconditionFailed {
+                context.metrics.conditional("precondition_failed");
+                return plain(412, "Precondition Failed");
+            }
+            context.metrics.conditional("not_modified");
             return not_modified(context, etag, modified);
         }
         412 => {

@@ -180,13 +180,28 @@ fn copy_body(body: &mut dyn Read, writer: &mut dyn Write, limit: Option<u64>, bu
 /// process's open descriptors by its addresses. A shutdown makes the client
 /// see the end of the stream at once instead of waiting for bytes that will
 /// never come, and ends tiny_http's reader thread for that connection.
-#[cfg(target_os = "linux")]
 pub fn shutdown_connection(peer: SocketAddr, local_port: u16) -> bool {
+    shutdown_sockets(local_port, Some(peer), std::net::Shutdown::Both) > 0
+}
+
+/// Shuts down the reading side of every client connection to `local_port`.
+/// tiny_http's reader threads then see the end of the stream and take no
+/// further requests, while responses being written still complete.
+pub fn stop_reading_connections(local_port: u16) -> usize {
+    shutdown_sockets(local_port, None, std::net::Shutdown::Read)
+}
+
+/// Applies `how` to the connected sockets of this process whose local port
+/// is `local_port` and, when given, whose peer is `peer`. Returns how many
+/// were shut down.
+#[cfg(target_os = "linux")]
+fn shutdown_sockets(local_port: u16, peer: Option<SocketAddr>, how: std::net::Shutdown) -> usize {
     use std::os::fd::{BorrowedFd, RawFd};
 
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return false;
+        return 0;
     };
+    let mut count = 0;
     for entry in entries.flatten() {
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
             continue;
@@ -197,23 +212,26 @@ pub fn shutdown_connection(peer: SocketAddr, local_port: u16) -> bool {
         if !is_socket {
             continue;
         }
-        // SAFETY: the descriptor is only borrowed for three system calls and
+        // SAFETY: the descriptor is only borrowed for a few system calls and
         // never closed here. If it was closed or reused since the listing,
-        // the calls fail or the address check below does not match.
+        // the calls fail or the address checks below do not match.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         let socket = socket2::SockRef::from(&fd);
-        let peer_matches = socket.peer_addr().ok().and_then(|a| a.as_socket()) == Some(peer);
+        // A listening socket has no peer, so it never matches.
+        let Some(connected_to) = socket.peer_addr().ok().and_then(|a| a.as_socket()) else {
+            continue;
+        };
         let local_matches = socket.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port()) == Some(local_port);
-        if peer_matches && local_matches {
-            return socket.shutdown(std::net::Shutdown::Both).is_ok();
+        if local_matches && peer.is_none_or(|peer| peer == connected_to) && socket.shutdown(how).is_ok() {
+            count += 1;
         }
     }
-    false
+    count
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn shutdown_connection(_peer: SocketAddr, _local_port: u16) -> bool {
-    false
+fn shutdown_sockets(_local_port: u16, _peer: Option<SocketAddr>, _how: std::net::Shutdown) -> usize {
+    0
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {

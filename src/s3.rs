@@ -164,6 +164,9 @@ impl CallErrorKind {
 /// Client for one bucket.
 pub struct S3Client {
     agent: ureq::Agent,
+    /// An agent that keeps no idle connections, for the one retry: it must
+    /// not pick another pooled connection that S3 may have closed too.
+    fresh_agent: ureq::Agent,
     base_url: String,
     /// `/bucket`, encoded.
     bucket_path: String,
@@ -173,31 +176,12 @@ pub struct S3Client {
 
 impl S3Client {
     pub fn new(config: &Config) -> Result<S3Client, String> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(path) = &config.s3_ca_file {
-            tls = tls.root_certs(load_ca_bundle(path)?);
-        }
-
-        let agent_config = ureq::Agent::config_builder()
-            // 3xx, 4xx and 5xx are answers to pass on, not transport errors.
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .no_delay(true)
-            .timeout_connect(Some(config.s3_connect_timeout))
-            .timeout_send_request(Some(config.s3_response_timeout))
-            .timeout_recv_response(Some(config.s3_response_timeout))
-            // The body of a large video may take long to stream to a slow
-            // client, so the body has no total deadline, only a per-read one.
-            .timeout_recv_body(None)
-            .timeout_per_read(Some(config.s3_read_timeout))
-            .max_idle_connections(config.workers.max(4) * 2)
-            .max_idle_connections_per_host(config.workers.max(4) * 2)
-            // Servers close idle connections after 5 to 60 seconds; reusing
-            // one that S3 already closed costs a retry.
-            .max_idle_age(Duration::from_secs(4))
-            .user_agent(concat!("s3-proxy/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .build();
+        let roots = match &config.s3_ca_file {
+            Some(path) => Some(load_ca_bundle(path)?),
+            None => None,
+        };
+        let pooled = build_agent(config, roots.clone(), true);
+        let unpooled = build_agent(config, roots, false);
 
         let credentials = Credentials::new(
             config.access_key_id.clone(),
@@ -208,7 +192,8 @@ impl S3Client {
         );
 
         Ok(S3Client {
-            agent: agent_config.into(),
+            agent: pooled,
+            fresh_agent: unpooled,
             base_url: config.endpoint.base_url(),
             bucket_path: format!("/{}", encode_key(&config.bucket)),
             region: config.region.clone(),
@@ -226,7 +211,7 @@ impl S3Client {
         headers: &[(HeaderName, HeaderValue)],
     ) -> Result<S3Response, CallError> {
         let started = Instant::now();
-        let first = self.call_once(operation, key, headers);
+        let first = self.call_once(&self.agent, operation, key, headers);
         let error = match first {
             Ok(response) => {
                 return Ok(S3Response {
@@ -243,7 +228,7 @@ impl S3Client {
         if !is_retryable(&error) {
             return Err(call_error(&error, started.elapsed(), false));
         }
-        match self.call_once(operation, key, headers) {
+        match self.call_once(&self.fresh_agent, operation, key, headers) {
             Ok(response) => Ok(S3Response {
                 status: response.status().as_u16(),
                 duration: started.elapsed(),
@@ -257,6 +242,7 @@ impl S3Client {
 
     fn call_once(
         &self,
+        agent: &ureq::Agent,
         operation: Operation,
         key: &str,
         headers: &[(HeaderName, HeaderValue)],
@@ -264,7 +250,7 @@ impl S3Client {
         let request = self
             .signed_request(operation.method(), key, headers, SystemTime::now())
             .map_err(|detail| ureq::Error::Other(detail.into()))?;
-        self.agent.run(request)
+        agent.run(request)
     }
 
     /// Builds the signed request. Public for tests of the signing inputs.
@@ -309,6 +295,37 @@ impl S3Client {
         instructions.apply_to_request_http1x(&mut request);
         Ok(request)
     }
+}
+
+/// Builds a ureq agent for S3. `pooled` keeps idle connections for reuse.
+fn build_agent(config: &Config, roots: Option<ureq::tls::RootCerts>, pooled: bool) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(roots);
+    }
+    let idle_connections = if pooled { config.workers.max(4) * 2 } else { 0 };
+    ureq::Agent::config_builder()
+        // 3xx, 4xx and 5xx are responses to pass on, not transport errors.
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .no_delay(true)
+        .timeout_connect(Some(config.s3_connect_timeout))
+        .timeout_send_request(Some(config.s3_response_timeout))
+        .timeout_recv_response(Some(config.s3_response_timeout))
+        // The body of a large video may take long to stream to a slow
+        // client, so the body has no total deadline, only a per-read one.
+        .timeout_recv_body(None)
+        .timeout_per_read(Some(config.s3_read_timeout))
+        .max_idle_connections(idle_connections)
+        .max_idle_connections_per_host(idle_connections)
+        // S3 servers close idle connections after a timeout of their own. A
+        // short idle age makes reusing an already closed one, and the retry
+        // that follows, rare.
+        .max_idle_age(Duration::from_secs(4))
+        .user_agent(concat!("s3-proxy/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build()
+        .into()
 }
 
 fn load_ca_bundle(path: &std::path::Path) -> Result<ureq::tls::RootCerts, String> {

@@ -75,7 +75,7 @@ pub fn start(config: Config) -> io::Result<Running> {
 
     let context = Arc::new(Context {
         config: Arc::clone(&config),
-        s3: S3Client::new(&config).map_err(io::Error::other)?,
+        s3: Arc::clone(&s3),
         policy: Policy::new(&config),
         metrics: Arc::clone(&metrics),
         draining: Arc::clone(&draining),
@@ -222,12 +222,22 @@ fn keep_accepting(address: SocketAddr, read_timeout: Duration, stop: Arc<AtomicB
 }
 
 fn run_worker(server: &tiny_http::Server, context: &Context, stopping: &AtomicBool, events: &Sender<Event>) {
+    // During shutdown a worker leaves once the queue has stayed empty for
+    // three polls, so requests that tiny_http parsed just before the
+    // connections stopped reading are still answered.
+    let mut empty_polls = 0;
     loop {
         match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => handler::handle(context, request),
+            Ok(Some(request)) => {
+                empty_polls = 0;
+                handler::handle(context, request);
+            }
             Ok(None) => {
                 if stopping.load(Ordering::Relaxed) {
-                    return;
+                    empty_polls += 1;
+                    if empty_polls >= 3 {
+                        return;
+                    }
                 }
             }
             // tiny_http reports an accept() failure once and then stops
@@ -314,11 +324,18 @@ impl Running {
         // Shutting down a listening socket makes the blocked accept() fail,
         // which ends tiny_http's accept thread; new connections are refused.
         let _ = self.listener_control.shutdown(std::net::Shutdown::Both);
+        // Idle keep-alive connections would otherwise stay open, and a
+        // request sent on one after the workers left would never be
+        // answered. Responses in progress still complete.
+        let closed = crate::response::stop_reading_connections(self.public_addr.port());
         self.stopping.store(true, Ordering::Relaxed);
         log::event(
             Level::Info,
             "listener closed; draining in-flight responses",
-            crate::fields! {"grace_period_ms" => self.config.grace_period.as_millis() as u64},
+            crate::fields! {
+                "grace_period_ms" => self.config.grace_period.as_millis() as u64,
+                "connections_closed_for_reading" => closed,
+            },
         );
 
         let deadline = Instant::now() + self.config.grace_period;

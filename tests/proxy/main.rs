@@ -19,3 +19,4 @@ mod metrics;
 mod objects;
 mod paths;
 mod ranges;
+mod robustness;
