@@ -142,24 +142,36 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
 /// allocate a buffer of the whole declared length and wait for every byte.
 const MAX_DRAINED_BODY: usize = 1024;
 
-/// Closes the connection of a request whose declared body is too long to
-/// drop safely, and leaks the request instead of dropping it.
+/// Declared body lengths up to which a request is still dropped after its
+/// connection is shut down. tiny_http's drain then allocates a zeroed
+/// buffer of this size, which the allocator maps without touching, and its
+/// first read returns end-of-stream. Larger declared lengths could fail the
+/// allocation itself, which aborts the process.
+const MAX_DROPPED_BODY: usize = 64 * 1024 * 1024;
+
+/// Closes the connection of a request whose declared body is still on the
+/// socket, without a response.
 ///
 /// tiny_http 0.12 drains an unread body when the request is dropped, into a
-/// `vec![0; remaining]` of the declared length: `Content-Length: 2^62`
-/// aborts the process, and a slowly sent body holds the worker. Neither GET
-/// nor HEAD takes a body, so no client of this proxy needs one.
-// NOTE: each such request leaks its tiny_http request object, including the
-// two descriptors of its socket, so a client that repeats this slowly uses
-// up descriptors; the ingress's body size limit keeps it from the proxy.
+/// `vec![0; remaining]` of the declared length, waiting for every byte:
+/// `Content-Length: 2^62` aborts the process, and a slowly sent body holds
+/// the worker. Neither GET nor HEAD takes a body, so no client of this
+/// proxy needs one. The shutdown makes the drain end at once.
+// NOTE: a request declaring more than MAX_DROPPED_BODY is leaked instead of
+// dropped, with the two descriptors of its socket, so a client repeating
+// that uses up descriptors; the ingress's body size limit stops it earlier.
 fn drop_connection_with_body(context: &Context, mut exchange: Exchange, request: tiny_http::Request) {
     if let Some(peer) = exchange.remote {
         response::shutdown_connection(peer, context.local_port);
     }
-    std::mem::forget(request);
+    if exchange.body_length <= MAX_DROPPED_BODY {
+        drop(request);
+    } else {
+        std::mem::forget(request);
+    }
     context.metrics.refused("request_body");
     exchange.note("refused", "request_body");
-    exchange.note("error", "request body too long; connection closed without a response");
+    exchange.note("error", "request body declared; connection closed without a response");
     let duration = exchange.started.elapsed();
     context.metrics.request_finished(&exchange.method, 400, duration, 0);
     write_access_log(exchange, 400, 0, duration);
