@@ -10,7 +10,7 @@
 //! the Service loses nothing. It also means a rollout with wrong credentials
 //! or a blocked network path never becomes ready, and the old replicas keep
 //! serving. When S3 itself is down every replica turns unready and the
-//! ingress answers 503 instead of the proxy's 502: the same outcome for the
+//! ingress returns 503 instead of the proxy's 502: the same outcome for the
 //! user. Two failed probes in a row are needed before a replica turns
 //! unready, so one slow answer does not flap it.
 

@@ -450,7 +450,7 @@ fn parse_endpoint(value: &str) -> Result<Endpoint, ConfigError> {
     })
 }
 
-/// Checks that the file holds at least one PEM certificate whose content
+/// Checks that the file contains at least one PEM certificate whose content
 /// is DER (an ASN.1 SEQUENCE), so a wrong file fails at start and not at the
 /// first TLS handshake.
 fn check_ca_file(path: &std::path::Path) -> Result<(), ConfigError> {

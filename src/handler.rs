@@ -154,8 +154,8 @@ const MAX_DROPPED_BODY: usize = 64 * 1024 * 1024;
 ///
 /// tiny_http 0.12 drains an unread body when the request is dropped, into a
 /// `vec![0; remaining]` of the declared length, waiting for every byte:
-/// `Content-Length: 2^62` aborts the process, and a slowly sent body holds
-/// the worker. Neither GET nor HEAD takes a body, so no client of this
+/// `Content-Length: 2^62` aborts the process, and a slowly sent body keeps
+/// the worker busy. Neither GET nor HEAD takes a body, so no client of this
 /// proxy needs one. The shutdown makes the drain end at once.
 // NOTE: a request declaring more than MAX_DROPPED_BODY is leaked instead of
 // dropped, with the two descriptors of its socket, so a client repeating

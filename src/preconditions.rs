@@ -4,7 +4,7 @@
 //! The conditions go to S3, which returns 304 and 412 itself on real S3,
 //! Ceph RGW and MinIO. Some servers (s3s-fs among them) ignore them, so the
 //! proxy evaluates them again against the ETag and Last-Modified of every
-//! 200 or 206 answer. If-Range is never sent: S3 does not define it, so the
+//! 200 or 206 response. If-Range is never sent: S3 does not define it, so the
 //! proxy checks it against the partial answer instead.
 
 use std::time::SystemTime;

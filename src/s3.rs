@@ -143,7 +143,7 @@ pub struct CallError {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallErrorKind {
-    /// S3 did not answer within the configured timeouts.
+    /// S3 did not respond within the configured timeouts.
     Timeout,
     /// No connection could be made (refused, DNS, TLS).
     Connect,

@@ -224,7 +224,7 @@ fn keep_accepting(address: SocketAddr, read_timeout: Duration, stop: Arc<AtomicB
 fn run_worker(server: &tiny_http::Server, context: &Context, stopping: &AtomicBool, events: &Sender<Event>) {
     // During shutdown a worker leaves once the queue has stayed empty for
     // three polls, so requests that tiny_http parsed just before the
-    // connections stopped reading are still answered.
+    // connections stopped reading are still served.
     let mut empty_polls = 0;
     loop {
         match server.recv_timeout(Duration::from_millis(100)) {
@@ -325,8 +325,8 @@ impl Running {
         // which ends tiny_http's accept thread; new connections are refused.
         let _ = self.listener_control.shutdown(std::net::Shutdown::Both);
         // Idle keep-alive connections would otherwise stay open, and a
-        // request sent on one after the workers left would never be
-        // answered. Responses in progress still complete.
+        // request sent on one after the workers left would never get a
+        // response. Responses in progress still complete.
         let closed = crate::response::stop_reading_connections(self.public_addr.port());
         self.stopping.store(true, Ordering::Relaxed);
         log::event(
