@@ -156,6 +156,7 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
 /// Serves admin requests until `stop` is set.
 pub fn run_admin_loop(
     server: Arc<tiny_http::Server>,
+    local_port: u16,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     stop: Arc<AtomicBool>,
@@ -175,6 +176,15 @@ pub fn run_admin_loop(
                 return;
             }
         };
+        if request.body_length().unwrap_or(0) > response::MAX_DRAINED_BODY {
+            log::event(
+                Level::Warn,
+                "admin request declared a body; connection closed without a response",
+                crate::fields! {"remote_addr" => request.remote_addr().map(|a| a.to_string())},
+            );
+            response::discard_request_with_body(request, local_port);
+            continue;
+        }
         let path = request.url().split('?').next().unwrap_or("").to_string();
         let is_read = matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head);
         let (mut head, body) = if !is_read {

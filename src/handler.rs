@@ -92,7 +92,7 @@ impl Read for Body {
 pub fn handle(context: &Context, request: tiny_http::Request) {
     context.metrics.request_started();
     let mut exchange = read_exchange(&request);
-    if exchange.body_length > MAX_DRAINED_BODY {
+    if exchange.body_length > response::MAX_DRAINED_BODY {
         return drop_connection_with_body(context, exchange, request);
     }
 
@@ -137,38 +137,10 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
     write_access_log(exchange, head.status, sent.body_bytes, duration);
 }
 
-/// Request bodies that tiny_http has read into memory. A longer declared
-/// body stays on the socket, and dropping the request then makes tiny_http
-/// allocate a buffer of the whole declared length and wait for every byte.
-const MAX_DRAINED_BODY: usize = 1024;
-
-/// Declared body lengths up to which a request is still dropped after its
-/// connection is shut down. tiny_http's drain then allocates a zeroed
-/// buffer of this size, which the allocator maps without touching, and its
-/// first read returns end-of-stream. Larger declared lengths could fail the
-/// allocation itself, which aborts the process.
-const MAX_DROPPED_BODY: usize = 64 * 1024 * 1024;
-
 /// Closes the connection of a request whose declared body is still on the
-/// socket, without a response.
-///
-/// tiny_http 0.12 drains an unread body when the request is dropped, into a
-/// `vec![0; remaining]` of the declared length, waiting for every byte:
-/// `Content-Length: 2^62` aborts the process, and a slowly sent body keeps
-/// the worker busy. Neither GET nor HEAD takes a body, so no client of this
-/// proxy needs one. The shutdown makes the drain end at once.
-// NOTE: a request declaring more than MAX_DROPPED_BODY is leaked instead of
-// dropped, with the two descriptors of its socket, so a client repeating
-// that uses up descriptors; the ingress's body size limit stops it earlier.
+/// socket, without a response, and logs it.
 fn drop_connection_with_body(context: &Context, mut exchange: Exchange, request: tiny_http::Request) {
-    if let Some(peer) = exchange.remote {
-        response::shutdown_connection(peer, context.local_port);
-    }
-    if exchange.body_length <= MAX_DROPPED_BODY {
-        drop(request);
-    } else {
-        std::mem::forget(request);
-    }
+    response::discard_request_with_body(request, context.local_port);
     context.metrics.refused("request_body");
     exchange.note("refused", "request_body");
     exchange.note("error", "request body declared; connection closed without a response");

@@ -174,6 +174,41 @@ fn copy_body(body: &mut dyn Read, writer: &mut dyn Write, limit: Option<u64>, bu
     }
 }
 
+/// Request bodies that tiny_http reads into memory with the head. A longer
+/// declared body stays on the socket, and dropping the request then makes
+/// tiny_http allocate a buffer of the whole declared length and wait for
+/// every byte.
+pub const MAX_DRAINED_BODY: usize = 1024;
+
+/// Declared body lengths up to which a request is still dropped after its
+/// connection is shut down. tiny_http's drain then allocates a zeroed
+/// buffer of this size, which the allocator maps without touching, and its
+/// first read returns end-of-stream. Larger declared lengths could fail the
+/// allocation itself, which aborts the process.
+const MAX_DROPPED_BODY: usize = 64 * 1024 * 1024;
+
+/// Shuts down the connection of a request that declares a body longer than
+/// [`MAX_DRAINED_BODY`], without a response, and disposes of the request.
+///
+/// tiny_http 0.12 drains an unread body when the request is dropped, into a
+/// `vec![0; remaining]` of the declared length, waiting for every byte:
+/// `Content-Length: 2^62` aborts the process, and a slowly sent body keeps
+/// the thread busy. The proxy takes no request bodies, so no client needs
+/// one. The shutdown makes the drain end at its first read.
+// NOTE: a request declaring more than MAX_DROPPED_BODY is leaked instead of
+// dropped, with the two descriptors of its socket, so a client repeating
+// that uses up descriptors; the ingress's body size limit stops it earlier.
+pub fn discard_request_with_body(request: tiny_http::Request, local_port: u16) {
+    if let Some(peer) = request.remote_addr().copied() {
+        shutdown_connection(peer, local_port);
+    }
+    if request.body_length().unwrap_or(0) <= MAX_DROPPED_BODY {
+        drop(request);
+    } else {
+        std::mem::forget(request);
+    }
+}
+
 /// Shuts down the client connection from `peer` to `local_port`.
 ///
 /// tiny_http does not hand out the socket, so this finds it among the

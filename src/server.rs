@@ -116,7 +116,7 @@ pub fn start(config: Config) -> io::Result<Running> {
             background.push(
                 std::thread::Builder::new()
                     .name("admin".into())
-                    .spawn(move || admin::run_admin_loop(admin_server, metrics, readiness, stop))?,
+                    .spawn(move || admin::run_admin_loop(admin_server, bound.port(), metrics, readiness, stop))?,
             );
             (Some(bound), Some(control))
         }

@@ -18,17 +18,21 @@ fn huge_content_length_keeps_process() {
     let site = small_site();
     let mut proxy = ProxyProcess::spawn_for(&site.s3, &[]);
     let addr = proxy.addr();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4611686018427387904\r\n\r\n")
-        .unwrap();
-    let exited = proxy.wait_exit(Duration::from_secs(3));
-    assert!(
-        exited.is_none(),
-        "proxy exited: {exited:?}; stderr: {:?}",
-        proxy.stderr_lines()
-    );
+    let admin = proxy.admin_addr();
+    // The public port first, then the admin port, which has its own loop.
+    for (target, path) in [(addr, "/health"), (admin, "/metrics")] {
+        let mut stream = TcpStream::connect(target).unwrap();
+        let text = format!("GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4611686018427387904\r\n\r\n");
+        stream.write_all(text.as_bytes()).unwrap();
+        let exited = proxy.wait_exit(Duration::from_secs(2));
+        assert!(
+            exited.is_none(),
+            "proxy exited after a body declared to {path}: {exited:?}; stderr: {:?}",
+            proxy.stderr_lines()
+        );
+    }
     assert_eq!(request(addr, "GET", "/health", &[]).status, 200);
+    assert_eq!(request(admin, "GET", "/metrics", &[]).status, 200);
 }
 
 #[test]
