@@ -176,7 +176,8 @@ pub fn run_admin_loop(
                 return;
             }
         };
-        if request.body_length().unwrap_or(0) > response::MAX_DRAINED_BODY {
+        let chunked = request.headers().iter().any(|h| h.field.equiv("Transfer-Encoding"));
+        if request.body_length().unwrap_or(0) > 0 || chunked {
             log::event(
                 Level::Warn,
                 "admin request declared a body; connection closed without a response",

@@ -44,8 +44,6 @@ struct Exchange {
     http11: bool,
     /// Declared request body length; 0 without a body.
     body_length: usize,
-    /// Shut the connection down once the response is written.
-    shutdown_after: bool,
     headers: Vec<(String, String)>,
     log: Map<String, Value>,
     level: Level,
@@ -61,6 +59,11 @@ impl Exchange {
             .map(|(_, v)| v.as_str())
             .collect();
         (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    /// Reports whether the request declares a body, by length or chunked.
+    fn has_body(&self) -> bool {
+        self.body_length > 0 || self.header("transfer-encoding").is_some()
     }
 
     fn is_head(&self) -> bool {
@@ -95,6 +98,15 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
     if exchange.body_length > response::MAX_DRAINED_BODY {
         return drop_connection_with_body(context, exchange, request);
     }
+    if exchange.has_body() {
+        // No request here takes a body. Reading stops before the response,
+        // so an unsent body (as with `Expect: 100-continue`) cannot hold
+        // the worker, and the body is never read as a next request.
+        if let Some(peer) = exchange.remote {
+            response::stop_reading_connection(peer, context.local_port);
+        }
+        exchange.close = true;
+    }
 
     let (mut head, mut body) = route(context, &mut exchange);
     head.header("X-Request-Id", exchange.request_id.clone());
@@ -108,9 +120,6 @@ pub fn handle(context: &Context, request: tiny_http::Request) {
         }
     };
     let sent = response::send(request, &head, &mut body, exchange.is_head(), &abort);
-    if exchange.shutdown_after {
-        abort();
-    }
 
     if let Some(error) = &sent.source_error {
         context.metrics.s3_body_error();
@@ -179,11 +188,19 @@ fn read_exchange(request: &tiny_http::Request) -> Exchange {
         close,
         http11: *request.http_version() == tiny_http::HTTPVersion(1, 1),
         body_length: request.body_length().unwrap_or(0),
-        shutdown_after: false,
         headers,
         log: Map::new(),
         level: Level::Info,
     }
+}
+
+/// Reports whether a Host value is a plausible `host[:port]`: empty (allowed
+/// by RFC 9112 for a URI without authority), a name or IPv4 address, or a
+/// bracketed IPv6 address, with no spaces, slashes, `@` or commas.
+fn valid_host(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']' | b'%'))
 }
 
 /// Accepts a client's request id of up to 128 characters from a safe set, so
@@ -239,26 +256,27 @@ fn route(context: &Context, exchange: &mut Exchange) -> (Head, Body) {
 
     // RFC 9112 section 3.2: an HTTP/1.1 request with no Host header, or with
     // more than one, gets 400.
-    let hosts = exchange
+    let hosts: Vec<&str> = exchange
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .count();
-    if exchange.http11 && hosts != 1 {
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let host_ok = match hosts.as_slice() {
+        [] => !exchange.http11,
+        [host] => valid_host(host),
+        _ => false,
+    };
+    if !host_ok {
         context.metrics.refused("bad_request");
         exchange.note("refused", "bad_request");
-        return plain(400, "Bad Request: expected exactly one Host header");
+        return plain(400, "Bad Request: expected exactly one valid Host header");
     }
 
-    if exchange.body_length > 0 || exchange.header("transfer-encoding").is_some() {
+    if exchange.has_body() {
         context.metrics.refused("request_body");
         exchange.note("refused", "request_body");
-        let (mut head, body) = plain(400, "Bad Request: GET and HEAD take no request body");
-        head.close = true;
-        // The rest of a chunked body is still on the socket, where tiny_http
-        // would read it as the next request.
-        exchange.shutdown_after = true;
-        return (head, body);
+        return plain(400, "Bad Request: GET and HEAD take no request body");
     }
 
     let path = match key::target_path(&exchange.target) {

@@ -122,10 +122,14 @@ pub fn send(request: tiny_http::Request, head: &Head, body: &mut dyn Read, head_
     {
         sent.client_error = Some(e.to_string());
     }
-    if sent.source_error.is_some() || sent.client_error.is_some() || limit.is_none() {
-        drop(writer);
+    // The connection is shut down while this response still holds the
+    // writer: tiny_http writes the response to a pipelined request as soon
+    // as the writer is released, and after `Connection: close` no further
+    // request may be answered (RFC 9112 section 9.6).
+    if sent.source_error.is_some() || sent.client_error.is_some() || limit.is_none() || head.close {
         abort();
     }
+    drop(writer);
     sent
 }
 
@@ -217,6 +221,12 @@ pub fn discard_request_with_body(request: tiny_http::Request, local_port: u16) {
 /// never come, and ends tiny_http's reader thread for that connection.
 pub fn shutdown_connection(peer: SocketAddr, local_port: u16) -> bool {
     shutdown_sockets(local_port, Some(peer), std::net::Shutdown::Both) > 0
+}
+
+/// Shuts down the reading side of the connection from `peer`, so tiny_http
+/// reads no further request from it and an unread request body ends at once.
+pub fn stop_reading_connection(peer: SocketAddr, local_port: u16) -> bool {
+    shutdown_sockets(local_port, Some(peer), std::net::Shutdown::Read) > 0
 }
 
 /// Shuts down the reading side of every client connection to `local_port`.

@@ -254,7 +254,7 @@ fn stale_keep_alive_retried_once() {
     assert_eq!(first.body, b"first");
     // The pause lets the worker return the connection to the pool after the
     // client has its response.
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(400));
     let second = get(proxy.addr(), "/prod/stale/b.txt", &[]);
     assert_eq!(second.status, 200, "{}", second.body_text());
     assert_eq!(second.body, b"fresh");

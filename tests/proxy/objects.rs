@@ -259,7 +259,7 @@ fn s3_connections_reused() {
     for method in ["GET", "GET", "HEAD", "GET", "HEAD", "GET"] {
         // The pause lets the worker return the connection to the pool after
         // the client has its response.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(200));
         let response = crate::common::request(proxy.addr(), method, &target, &[]);
         assert_eq!(response.status, 200, "{method}");
     }

@@ -334,6 +334,19 @@ fn host_header_required_once() {
             200,
         ),
         (format!("GET {png} HTTP/1.0\r\n\r\n"), 200),
+        (
+            format!("GET {png} HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n"),
+            400,
+        ),
+        (
+            format!("GET {png} HTTP/1.1\r\nHost: a/b@c\r\nConnection: close\r\n\r\n"),
+            400,
+        ),
+        (format!("GET {png} HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400),
+        (
+            format!("GET {png} HTTP/1.1\r\nHost: [::1]:8000\r\nConnection: close\r\n\r\n"),
+            200,
+        ),
     ];
     for (text, expected) in cases {
         let response = raw_request(site.addr(), &text);

@@ -206,3 +206,40 @@ fn endpoint_error_hides_userinfo() {
     .unwrap_err();
     assert!(!error.to_string().contains("TopSecretValue"), "{error}");
 }
+
+#[test]
+fn expect_continue_body_frees_worker() {
+    let site = small_site();
+    let proxy = start_proxy(&site.s3, &[("PROXY_WORKERS", "1")]);
+    // The body is announced but never sent.
+    let mut stalled = TcpStream::connect(proxy.addr()).unwrap();
+    stalled
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    let health = request(proxy.addr(), "GET", "/health", &[]);
+    assert_eq!(health.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn no_response_after_connection_close() {
+    let site = small_site();
+    let png = site.fixture(keys::PNG).url_path();
+    let mut connection = RawConnection::connect(site.addr(), Duration::from_secs(3)).unwrap();
+    // A one-byte body gets 400 with Connection: close; the pipelined
+    // request behind it must not be answered.
+    let text =
+        format!("GET {png} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\naGET {png} HTTP/1.1\r\nHost: x\r\n\r\n");
+    connection.send(text.as_bytes()).unwrap();
+    let first = connection.read_response(false).unwrap();
+    assert_eq!(first.status, 400);
+    assert!(first.closes_connection());
+    assert!(connection.read_response(false).is_err(), "a second response arrived");
+}
