@@ -150,13 +150,11 @@ impl Metrics {
             "1 when the last S3 readiness probe succeeded",
             metrics.ready.clone(),
         );
-        own.register(
-            "build_info",
-            "Build information",
-            Family::<Labels1, Gauge>::default().tap(|family| {
-                family.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
-            }),
-        );
+        let build_info = Family::<Labels1, Gauge>::default();
+        build_info
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        own.register("build_info", "Build information", build_info);
 
         Metrics { registry, ..metrics }
     }
@@ -175,8 +173,6 @@ impl Metrics {
     }
 
     pub fn request_finished(&self, method: &str, status: u16, duration: Duration, body_bytes: u64) {
-        self.in_flight.dec();
-        self.workers_busy.dec();
         let method = method_label(method);
         self.requests
             .get_or_create(&[("method", method), ("status_class", status_class(status))])
@@ -185,6 +181,10 @@ impl Metrics {
             .get_or_create(&[("method", method)])
             .observe(duration.as_secs_f64());
         self.response_bytes.inc_by(body_bytes);
+        // The gauges go down last, so a scrape that sees no request in
+        // flight also sees every finished request counted.
+        self.in_flight.dec();
+        self.workers_busy.dec();
     }
 
     pub fn s3_call(&self, operation: &'static str, outcome: &'static str, duration: Duration, retried: bool) {
@@ -219,15 +219,6 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 }
-
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce(&Self)) -> Self {
-        f(&self);
-        self
-    }
-}
-
-impl<T> Tap for T {}
 
 fn method_label(method: &str) -> &'static str {
     match method {
