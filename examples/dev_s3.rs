@@ -9,7 +9,7 @@
 //! - `--bench` stores `bench/1k.bin` (1 KiB) and `bench/5m.bin` (5 MiB) and
 //!   prints presigned GET URLs for them, so a load generator can read them
 //!   straight from S3 for comparison.
-//! - `--conditional` answers If-None-Match and the other conditions with
+//! - `--conditional` evaluates If-None-Match and the other conditions with
 //!   304 and 412 as real S3 does; plain s3s-fs ignores them.
 //!
 //! It prints one JSON line with the endpoint, bucket, keys and URLs, then

@@ -12,7 +12,7 @@
 //! serving. When S3 itself is down every replica turns unready and the
 //! ingress returns 503 instead of the proxy's 502: the same outcome for the
 //! user. Two failed probes in a row are needed before a replica turns
-//! unready, so one slow answer does not flap it.
+//! unready, so one slow response does not flap it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
-use crate::response::{self, Head};
+use crate::response::{self, Head, TEXT_PLAIN};
 use crate::s3::{self, Operation, S3Client};
 
 /// Key read by the readiness probe. It need not exist: a 404, or the 403
@@ -189,7 +189,7 @@ pub fn run_admin_loop(
         let path = request.url().split('?').next().unwrap_or("").to_string();
         let is_read = matches!(request.method(), tiny_http::Method::Get | tiny_http::Method::Head);
         let (mut head, body) = if !is_read {
-            let (mut head, body) = Head::text(405, "Method Not Allowed\n", "no-store");
+            let (mut head, body) = Head::generated(405, TEXT_PLAIN, "Method Not Allowed\n", "no-store");
             head.header("Allow", "GET, HEAD");
             (head, body)
         } else {
@@ -215,12 +215,9 @@ pub fn run_admin_loop(
                 }
                 "/metrics" => {
                     let text = metrics.encode();
-                    let (mut head, body) = Head::text(200, &text, "no-store");
-                    head.headers.retain(|(name, _)| name != "Content-Type");
-                    head.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-                    (head, body)
+                    Head::generated(200, "text/plain; version=0.0.4; charset=utf-8", &text, "no-store")
                 }
-                _ => Head::text(404, "Not Found\n", "no-store"),
+                _ => Head::generated(404, TEXT_PLAIN, "Not Found\n", "no-store"),
             }
         };
         head.close = false;
@@ -238,8 +235,5 @@ pub fn run_admin_loop(
 }
 
 fn json_answer(status: u16, body: &str) -> (Head, Vec<u8>) {
-    let (mut head, bytes) = Head::text(status, body, "no-store");
-    head.headers.retain(|(name, _)| name != "Content-Type");
-    head.header("Content-Type", "application/json");
-    (head, bytes)
+    Head::generated(status, "application/json", body, "no-store")
 }

@@ -18,7 +18,7 @@ use crate::key;
 use crate::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::preconditions::{Outcome, Preconditions, normalize_etag, resolve_range};
-use crate::response::{self, Head};
+use crate::response::{self, Head, TEXT_PLAIN};
 use crate::s3::{self, CallError, CallErrorKind, Operation, S3Client, S3Response, SETUP_ERRORS};
 
 /// Shared state of all workers.
@@ -241,7 +241,7 @@ fn new_request_id() -> String {
 }
 
 fn plain(status: u16, message: &str) -> (Head, Body) {
-    let (head, bytes) = Head::text(status, &format!("{message}\n"), "no-store");
+    let (head, bytes) = Head::generated(status, TEXT_PLAIN, &format!("{message}\n"), "no-store");
     (head, Body::Bytes(std::io::Cursor::new(bytes)))
 }
 
@@ -285,9 +285,7 @@ fn route(context: &Context, exchange: &mut Exchange) -> (Head, Body) {
     };
     if path == "/health" {
         exchange.level = Level::Debug;
-        let (mut head, bytes) = Head::text(200, "{\"status\":\"ok\"}\n", "no-store");
-        head.headers.retain(|(name, _)| name != "Content-Type");
-        head.header("Content-Type", "application/json");
+        let (head, bytes) = Head::generated(200, "application/json", "{\"status\":\"ok\"}\n", "no-store");
         return (head, Body::Bytes(std::io::Cursor::new(bytes)));
     }
 
@@ -559,9 +557,12 @@ fn object_response(
     if let Some(range) = content_range {
         head.header("Content-Range", range);
     }
-    for name in ["content-encoding", "content-language"] {
-        if let Some(value) = response.header(name) {
-            head.header(&canonical_name(name), value.to_string());
+    for (lookup, name) in [
+        ("content-encoding", "Content-Encoding"),
+        ("content-language", "Content-Language"),
+    ] {
+        if let Some(value) = response.header(lookup) {
+            head.header(name, value.to_string());
         }
     }
     if let Some(disposition) = headers::content_disposition(treatment, response.header("content-disposition")) {
@@ -583,20 +584,6 @@ fn object_response(
         Body::S3(Box::new(response.body.into_reader()))
     };
     (head, body)
-}
-
-fn canonical_name(lower: &str) -> String {
-    lower
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 /// Maps an S3 status other than 200 and 206 to the client's response.
@@ -891,11 +878,5 @@ mod tests {
         assert!(valid_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"));
         assert!(!valid_retry_after("soon"));
         assert!(!valid_retry_after(""));
-    }
-
-    #[test]
-    fn header_names_canonicalize() {
-        assert_eq!(canonical_name("content-encoding"), "Content-Encoding");
-        assert_eq!(canonical_name("etag"), "Etag");
     }
 }

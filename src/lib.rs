@@ -1,6 +1,6 @@
 //! s3-proxy: a read-only HTTP gateway in front of a private S3 bucket.
 //!
-//! A browser asks for `/prod/a/ab/File.png`; the proxy maps the path to the
+//! A browser requests `/prod/a/ab/File.png`, and the proxy maps the path to the
 //! object key, refuses private keys without asking S3, signs one SigV4
 //! request, and streams the object back with caching and security headers.
 

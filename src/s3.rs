@@ -203,7 +203,7 @@ impl S3Client {
 
     /// Sends one signed request for `key`, with extra request headers (Range,
     /// conditionals). A request that fails on a kept-alive connection before
-    /// any answer arrives is repeated once, on a fresh connection.
+    /// any response arrives is repeated once, on a fresh connection.
     pub fn call(
         &self,
         operation: Operation,

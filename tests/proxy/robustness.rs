@@ -233,8 +233,8 @@ fn no_response_after_connection_close() {
     let site = small_site();
     let png = site.fixture(keys::PNG).url_path();
     let mut connection = RawConnection::connect(site.addr(), Duration::from_secs(3)).unwrap();
-    // A one-byte body gets 400 with Connection: close; the pipelined
-    // request behind it must not be answered.
+    // A one-byte body gets 400 with Connection: close, and the pipelined
+    // request behind it must get no response.
     let text =
         format!("GET {png} HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\naGET {png} HTTP/1.1\r\nHost: x\r\n\r\n");
     connection.send(text.as_bytes()).unwrap();
