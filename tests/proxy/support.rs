@@ -280,12 +280,24 @@ pub fn scrape(admin: SocketAddr) -> Samples {
 /// shortly before the counters move.
 pub fn scrape_settled(admin: SocketAddr) -> Samples {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut previous: Option<Samples> = None;
     loop {
         let samples = scrape(admin);
         let in_flight = samples.get("s3proxy_http_requests_in_flight").copied();
-        if in_flight == Some(0.0) {
+        // Settled: nothing in flight, and the request counters equal those
+        // of the scrape before, so a request whose response the client
+        // already has is counted.
+        let counters = |s: &Samples| -> Vec<(String, f64)> {
+            s.iter()
+                .filter(|(name, _)| name.starts_with("s3proxy_http_requests_total"))
+                .map(|(name, value)| (name.clone(), *value))
+                .collect()
+        };
+        let stable = previous.as_ref().is_some_and(|p| counters(p) == counters(&samples));
+        if in_flight == Some(0.0) && stable {
             return samples;
         }
+        previous = Some(samples);
         assert!(
             std::time::Instant::now() < deadline,
             "requests still in flight: {in_flight:?}"
